@@ -1,0 +1,3 @@
+from liveroom.cli import main
+
+raise SystemExit(main())

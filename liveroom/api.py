@@ -1,0 +1,109 @@
+"""The JSON API's platform routes, and the one place an error becomes an HTTP reply."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from liveroom.auth import Identity, TokenService
+from liveroom.errors import (
+    HTTP_STATUS,
+    Forbidden,
+    Internal,
+    Invalid,
+    LiveroomError,
+    NotFound,
+    Unauthorized,
+    error_body,
+)
+from liveroom.ratelimit import RateLimits
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(error: LiveroomError) -> web.Response:
+    headers = {}
+    if error.code == "rate_limited":
+        headers["Retry-After"] = str(max(1, round(error.extras()["retry_after"] + 0.5)))
+    return web.json_response(error_body(error), status=HTTP_STATUS[error.code], headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Errors as JSON for ``/api``; unexpected exceptions logged with an id, never leaked."""
+    try:
+        return await handler(request)
+    except LiveroomError as e:
+        return error_response(e)
+    except web.HTTPException as e:
+        if not request.path.startswith("/api/") or e.status < 400:
+            raise
+        kind: LiveroomError = NotFound("no such endpoint") if e.status == 404 else Invalid(e.reason)
+        return error_response(kind)
+    except Exception:
+        error_id = uuid.uuid4().hex[:12]
+        logger.exception("internal error %s on %s %s", error_id, request.method, request.path)
+        return error_response(Internal(f"internal error, logged as {error_id}"))
+
+
+def client_ip(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def bearer_identity(request: web.Request, tokens: TokenService) -> Identity:
+    """The identity of an ``Authorization: Bearer`` token, else :class:`Unauthorized`."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("an Authorization: Bearer token is required")
+    return tokens.verify(token.strip())
+
+
+async def json_body(request: web.Request, model: type[M]) -> M:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise Invalid("the body must be JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise Invalid(f"{where}: {first['msg'].lower()}") from None
+
+
+class GuestTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str
+
+
+class PlatformApi:
+    """``/healthz`` and ``POST /api/tokens``."""
+
+    def __init__(self, tokens: TokenService, limits: RateLimits, guests: bool) -> None:
+        self._tokens = tokens
+        self._limits = limits
+        self._guests = guests
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_post("/api/tokens", self.guest_token)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def guest_token(self, request: web.Request) -> web.Response:
+        if not self._guests:
+            raise Forbidden("guest tokens are disabled on this server")
+        self._limits.hit("guest_tokens", client_ip(request))
+        body = await json_body(request, GuestTokenRequest)
+        token, identity = self._tokens.issue_guest(body.name)
+        logger.info("issued a guest token to user %s", identity.user_id)
+        return web.json_response({"token": token, "user": identity.public()})

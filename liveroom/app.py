@@ -1,0 +1,168 @@
+"""The composition root: :func:`create_app` builds every part of a server and wires them.
+
+Parts live under typed :class:`web.AppKey`s; whatever holds a connection or runs a task is
+started and stopped by ``cleanup_ctx``/``on_shutdown`` here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from liveroom.api import PlatformApi, error_middleware
+from liveroom.auth import TokenService
+from liveroom.clock import Clock, SystemClock
+from liveroom.config import Config
+from liveroom.db.migrate import current_revision, head_revision, upgrade
+from liveroom.db.session import create_engine, is_sqlite, session_factory
+from liveroom.errors import LiveroomError
+from liveroom.ratelimit import RateLimits
+from liveroom.signaling import clock_sync
+from liveroom.signaling.dispatch import Signaling
+from liveroom.signaling.registry import EventRegistry
+from liveroom.signaling.transport import LiveroomSocketServer
+from liveroom.users.service import UserDirectory
+from liveroom.users.store import SqlUserStore
+
+logger = logging.getLogger(__name__)
+
+CONFIG = web.AppKey("config", Config)
+CLOCK = web.AppKey("clock", Clock)
+TOKENS = web.AppKey("tokens", TokenService)
+LIMITS = web.AppKey("limits", RateLimits)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+USERS = web.AppKey("users", UserDirectory)
+SIO = web.AppKey("sio", LiveroomSocketServer)
+REGISTRY = web.AppKey("registry", EventRegistry)
+SIGNALING = web.AppKey("signaling", Signaling)
+
+
+class StartupError(LiveroomError):
+    """The server cannot start as configured (the message says what to do)."""
+
+
+def bundled_web_dir() -> Path | None:
+    """The web client: ``web/`` of a source checkout, or of the current directory."""
+    for candidate in (Path(__file__).resolve().parent.parent / "web", Path.cwd() / "web"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    return None
+
+
+def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
+    """A complete liveroom server for ``config`` (its secret resolved from the data dir)."""
+    if config.redis_url:
+        # Accepting it and running single-node anyway would split-brain several nodes.
+        raise StartupError("--redis-url: several-node mode is not built yet; run one node")
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config = config.with_secret()
+    assert config.secret is not None
+    clock = clock or SystemClock()
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+
+    tokens = TokenService(config.secret, clock, config.guest_token_ttl_s)
+    limits = RateLimits(config.rate_limits, clock)
+    engine = create_engine(config.effective_database_url)
+    sessions = session_factory(engine)
+    users = UserDirectory(SqlUserStore(sessions), clock)
+
+    sio = LiveroomSocketServer(
+        queue_limit=config.socket_queue_limit,
+        async_mode="aiohttp",
+        max_http_buffer_size=config.max_message_bytes,
+        logger=False,
+        engineio_logger=False,
+    )
+    sio.attach(app, socketio_path="socket.io")
+    registry = EventRegistry()
+    signaling = Signaling(sio, registry, tokens, limits, users, config.socket_inflight_limit)
+    clock_sync.register(registry, clock)
+
+    PlatformApi(tokens, limits, config.guests).add_routes(app)
+    web_dir = config.web_dir or bundled_web_dir()
+    if web_dir is not None:
+        app.router.add_get("/", _index(web_dir))
+        app.router.add_static("/", web_dir, show_index=False, follow_symlinks=False)
+
+    app[CONFIG], app[CLOCK], app[TOKENS], app[LIMITS] = config, clock, tokens, limits
+    app[ENGINE], app[SESSIONS], app[USERS] = engine, sessions, users
+    app[SIO], app[REGISTRY], app[SIGNALING] = sio, registry, signaling
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_background)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+def _index(web_dir: Path) -> Callable[[web.Request], Awaitable[web.FileResponse]]:
+    async def index(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(web_dir / "index.html")
+
+    return index
+
+
+async def prepare_database(engine: AsyncEngine, url: str) -> None:
+    """SQLite is upgraded in place; any other database must already be at the current schema."""
+    if is_sqlite(url):
+        await upgrade(engine)
+        return
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        raise StartupError(
+            f"the database schema is at {current or 'nothing'}, this server needs {head}: "
+            "run `liveroom db upgrade` first"
+        )
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    engine = app[ENGINE]
+    await prepare_database(engine, app[CONFIG].effective_database_url)
+    yield
+    await engine.dispose()
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    app[USERS].start()
+    yield
+    await app[USERS].stop()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[SIGNALING].disconnect_all()
+    await app[SIO].shutdown()
+
+
+@dataclass
+class RunningServer:
+    """A server listening on a TCP port, stopped by :meth:`stop` (tests, ``liveroom serve``)."""
+
+    app: web.Application
+    runner: web.AppRunner
+    url: str
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_server(
+    config: Config, *, clock: Clock | None = None, app: web.Application | None = None
+) -> RunningServer:
+    """Build (unless given) and start an app on ``config.host:config.port`` (port 0: any)."""
+    app = app if app is not None else create_app(config, clock=clock)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=config.shutdown_timeout_s
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    host, port = runner.addresses[0][:2]
+    return RunningServer(app, runner, f"http://{host}:{port}")

@@ -1,0 +1,125 @@
+"""``liveroom serve | token | db upgrade | docs permissions``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from liveroom import __version__, permissions_doc
+from liveroom.app import StartupError, start_server
+from liveroom.auth import Grants, Identity, TokenService, clean_name, normalise_market
+from liveroom.clock import SystemClock
+from liveroom.config import Config, add_arguments, load_config
+from liveroom.db.migrate import head_revision, upgrade
+from liveroom.db.session import create_engine
+from liveroom.errors import LiveroomError
+from liveroom.ratelimit import render_limits_doc
+
+logger = logging.getLogger("liveroom")
+
+DEFAULT_TOKEN_TTL_S = 30 * 24 * 3600
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liveroom", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"liveroom {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    add_arguments(serve)
+
+    token = sub.add_parser("token", help="print a token signed with the server's secret")
+    add_arguments(token, only={"data_dir", "secret", "log_level"})
+    token.add_argument("--user", required=True, help="user id (the token's sub)")
+    token.add_argument("--name", required=True, help="display name")
+    token.add_argument("--host", dest="grant_host", action="store_true", help="may create rooms")
+    token.add_argument(
+        "--admin", action="store_true", help="acts as host anywhere, bans server-wide"
+    )
+    token.add_argument("--verified", action="store_true", help="a verified account")
+    token.add_argument("--market", help="ISO 3166 alpha-2 market, e.g. KR")
+    token.add_argument("--ttl", type=int, default=DEFAULT_TOKEN_TTL_S, help="lifetime, seconds")
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="apply migrations up to the current schema")
+    add_arguments(up, only={"data_dir", "database_url", "log_level"})
+
+    docs = sub.add_parser("docs", help="print generated documentation")
+    docs.add_argument("which", choices=["permissions", "limits"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "docs":
+        sys.stdout.write(
+            permissions_doc.render() if args.which == "permissions" else render_limits_doc()
+        )
+        return 0
+    try:
+        config = load_config(args)
+    except ValueError as e:
+        parser.error(str(e))
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "serve":
+            Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+            return asyncio.run(_serve(config))
+        if args.command == "token":
+            print(_token(config, args))
+            return 0
+        return asyncio.run(_db_upgrade(config))
+    except (LiveroomError, ValueError) as e:  # bad input or configuration: say it plainly
+        print(f"liveroom: {e}", file=sys.stderr)
+        return 2
+
+
+def _token(config: Config, args: argparse.Namespace) -> str:
+    config = config.with_secret()
+    assert config.secret is not None
+    identity = Identity(
+        user_id=args.user,
+        name=clean_name(args.name),
+        verified=args.verified,
+        market=normalise_market(args.market) if args.market else None,
+        grants=Grants(host=args.grant_host, admin=args.admin),
+    )
+    return TokenService(config.secret, SystemClock(), args.ttl).issue(identity, args.ttl)
+
+
+async def _db_upgrade(config: Config) -> int:
+    engine = create_engine(config.effective_database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    print(f"database at {head_revision()}")
+    return 0
+
+
+async def _serve(config: Config) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        server = await start_server(config)  # raises StartupError before binding on bad config
+    except (StartupError, OSError) as e:  # schema behind, port taken, data dir unwritable
+        print(f"liveroom: cannot start: {e}", file=sys.stderr)
+        return 1
+    logger.info("liveroom %s listening on %s", __version__, server.url)
+    await stop.wait()
+    logger.info("shutting down")
+    await server.stop()
+    logger.info("stopped")
+    return 0

@@ -1,0 +1,211 @@
+"""Configuration: one table of options read from the command line and ``LIVEROOM_*`` variables.
+
+:data:`OPTIONS` drives the ``serve`` command's arguments, the environment lookup and the
+README's configuration table (a test keeps them in agreement). Precedence: command line, then
+environment, then the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from liveroom.ratelimit import RateLimit, parse_rate_limits
+
+logger = logging.getLogger(__name__)
+
+SECRET_FILE = "secret"  # noqa: S105  (a file name, not a secret)
+MIN_SECRET_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret: str | None = None
+    guests: bool = True
+    guest_token_ttl_s: int = 24 * 3600
+    log_level: str = "info"
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
+    socket_queue_limit: int = 512
+    socket_inflight_limit: int = 32
+    max_message_bytes: int = 64 * 1024
+    web_dir: Path | None = None
+    shutdown_timeout_s: float = 5.0
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or a SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'liveroom.db').resolve()}"
+
+    def with_secret(self) -> Config:
+        """This config with its secret resolved: given, or kept in the data dir (made once)."""
+        if self.secret:
+            if len(self.secret.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(f"the secret must be at least {MIN_SECRET_BYTES} bytes")
+            return self
+        return replace(self, secret=load_or_create_secret(self.data_dir))
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """Read ``data_dir/secret``, or write a new random one readable by its owner only."""
+    path = data_dir / SECRET_FILE
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    else:
+        if len(text.encode()) >= MIN_SECRET_BYTES:
+            return text
+        raise ValueError(f"{path} holds a secret shorter than {MIN_SECRET_BYTES} bytes")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    # O_EXCL: if another process made it first, use theirs rather than overwrite it.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return load_or_create_secret(data_dir)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    logger.info("generated a new secret in %s", path)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: its flag, its variable, how to parse it and what it means."""
+
+    name: str  # the Config field
+    flag: str
+    help: str
+    parse: Callable[[str], Any] = str
+    is_switch_off: bool = False  # a --no-x flag that sets a True default to False
+
+    @property
+    def env(self) -> str:
+        return "LIVEROOM_" + self.name.upper()
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in {"debug", "info", "warning", "error"}:
+        raise ValueError(f"log level must be debug, info, warning or error, not {text!r}")
+    return level
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "--host", "address to listen on", str),
+    Option("port", "--port", "port to listen on", int),
+    Option("data_dir", "--data-dir", "where the SQLite file, secret and media live", Path),
+    Option("database_url", "--database-url", "SQLAlchemy URL; default: SQLite in the data dir"),
+    Option("redis_url", "--redis-url", "Redis URL for several nodes (not built yet: refused)"),
+    Option("secret", "--secret", "token signing key (≥ 32 bytes); default: made once, kept"),
+    Option("guests", "--no-guests", "refuse guest tokens at POST /api/tokens", _bool, True),
+    Option("guest_token_ttl_s", "--guest-token-ttl", "guest token lifetime, seconds", int),
+    Option("log_level", "--log-level", "debug, info, warning or error", _level),
+    Option(
+        "rate_limits",
+        "--rate-limits",
+        "override limits: `name=COUNT/SECONDS,...`",
+        parse_rate_limits,
+    ),
+    Option(
+        "socket_queue_limit",
+        "--socket-queue-limit",
+        "packets queued to one socket before it is dropped",
+        int,
+    ),
+    Option(
+        "socket_inflight_limit",
+        "--socket-inflight-limit",
+        "events one socket may have in progress at once",
+        int,
+    ),
+    Option("max_message_bytes", "--max-message-bytes", "largest frame a client may send", int),
+    Option(
+        "web_dir",
+        "--web-dir",
+        "static web client served at / (default: `web/` of the checkout)",
+        Path,
+    ),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser, only: set[str] | None = None) -> None:
+    """Add the options (or those named in ``only``) to ``parser``."""
+    for opt in OPTIONS:
+        if only is not None and opt.name not in only:
+            continue
+        if opt.is_switch_off:
+            parser.add_argument(
+                opt.flag,
+                dest=opt.name,
+                action="store_const",
+                const=False,
+                default=None,
+                help=f"{opt.help} [{opt.env}]",
+            )
+        else:
+            parser.add_argument(
+                opt.flag, dest=opt.name, default=None, help=f"{opt.help} [{opt.env}]"
+            )
+
+
+def load_config(
+    args: argparse.Namespace | None = None,
+    environ: Mapping[str, str] | None = None,
+    base: Config | None = None,
+) -> Config:
+    """Build a :class:`Config` from parsed arguments over environment variables over defaults.
+
+    Raises ``ValueError`` naming the option when a value does not parse.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        raw: Any = getattr(args, opt.name, None) if args is not None else None
+        if raw is None and opt.env in env:
+            raw = env[opt.env]
+        if raw is None:
+            continue
+        if isinstance(raw, str):
+            try:
+                raw = opt.parse(raw)
+            except ValueError as e:
+                raise ValueError(f"{opt.flag} / {opt.env}: {e}") from None
+        values[opt.name] = raw
+    config = replace(base or Config(), **values)
+    if config.port < 0 or config.port > 65535:
+        raise ValueError(f"--port / LIVEROOM_PORT: {config.port} is not a port")
+    return config
+
+
+def option_table(options: Sequence[Option] = OPTIONS) -> str:
+    """The README's configuration table, in Markdown."""
+    defaults = Config()
+    rows = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
+    for opt in options:
+        default = getattr(defaults, opt.name)
+        shown = "on" if default is True else "—" if default in (None, {}) else f"`{default}`"
+        rows.append(f"| `{opt.flag}` | `{opt.env}` | {shown} | {opt.help} |")
+    return "\n".join(rows)

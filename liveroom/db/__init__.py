@@ -1,0 +1,1 @@
+"""SQL: the engine, the declarative base, the tables and their Alembic migrations."""

@@ -1,0 +1,1 @@
+"""Socket.IO: authenticate, parse, authorize, call one service method, map the result to an ack."""

@@ -1,0 +1,148 @@
+"""Every Socket.IO connection and event passes through here, and every error becomes an ack here.
+
+An event goes: rate limit (per user) → in-flight cap (per socket) → look up the handler (unknown
+→ ``invalid``) → parse the payload (→ ``invalid``) → resolve who the actor is in the room →
+authorize against the permission table (→ ``forbidden``) → run the handler. A
+:class:`LiveroomError` becomes ``{"ok": false, "error": ...}``; anything else becomes an
+``internal`` ack whose message names the id it was logged under. The connection always lives.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from socketio.exceptions import ConnectionRefusedError as SioConnectionRefused
+
+from liveroom.auth import Identity, TokenService
+from liveroom.errors import Internal, Invalid, LiveroomError, RateLimited, error_body
+from liveroom.permissions import authorize
+from liveroom.ratelimit import RateLimits
+from liveroom.signaling.payloads import parse
+from liveroom.signaling.registry import Ack, EventContext, EventRegistry
+from liveroom.signaling.transport import LiveroomSocketServer
+from liveroom.users.service import UserDirectory
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Connection:
+    """One connected socket: who it is and how many of its events are in progress."""
+
+    sid: str
+    identity: Identity
+    remote: str | None
+    inflight: int = 0
+
+
+ConnectGuard = Callable[[Identity], Awaitable[None]]
+"""Runs before a connection is accepted; raising a :class:`LiveroomError` refuses it."""
+DisconnectHook = Callable[[Connection], Awaitable[None]]
+
+
+class Signaling:
+    """The Socket.IO edge of the server: connections, and events routed through the registry."""
+
+    def __init__(
+        self,
+        sio: LiveroomSocketServer,
+        registry: EventRegistry,
+        tokens: TokenService,
+        limits: RateLimits,
+        users: UserDirectory,
+        inflight_limit: int,
+    ) -> None:
+        self.sio = sio
+        self.registry = registry
+        self._tokens = tokens
+        self._limits = limits
+        self._users = users
+        self._inflight_limit = inflight_limit
+        self.connections: dict[str, Connection] = {}
+        self.connect_guards: list[ConnectGuard] = []
+        self.disconnect_hooks: list[DisconnectHook] = []
+        sio.on("connect", self.on_connect)
+        sio.on("disconnect", self.on_disconnect)
+        sio.on("*", self.on_event)
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        request = environ.get("aiohttp.request")
+        remote = request.remote if request is not None else None
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            self._limits.hit("connects", f"ip:{remote}")
+            identity = self._tokens.verify(token)
+            for guard in self.connect_guards:
+                await guard(identity)
+        except LiveroomError as e:
+            logger.info("refused connection %s from %s: %s", sid, remote, e.message)
+            raise SioConnectionRefused(e.message) from None
+        self.connections[sid] = Connection(sid, identity, remote)
+        self._users.seen(identity)
+        logger.debug("user %s connected as %s", identity.user_id, sid)
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        conn = self.connections.pop(sid, None)
+        if conn is None:
+            return
+        logger.debug("user %s disconnected %s (%s)", conn.identity.user_id, sid, reason)
+        for hook in self.disconnect_hooks:
+            try:
+                await hook(conn)
+            except Exception:
+                logger.exception("disconnect hook failed for user %s", conn.identity.user_id)
+
+    async def on_event(self, event: str, sid: str, *args: Any) -> Ack:
+        conn = self.connections.get(sid)
+        if conn is None:  # an event racing its own disconnect
+            return error_body(Invalid("not connected"))
+        try:
+            return {"ok": True, **await self._dispatch(conn, event, args)}
+        except LiveroomError as e:
+            return error_body(e)
+        except Exception:
+            error_id = uuid.uuid4().hex[:12]
+            logger.exception(
+                "internal error %s handling %s from user %s",
+                error_id,
+                event,
+                conn.identity.user_id,
+            )
+            return error_body(Internal(f"internal error, logged as {error_id}"))
+
+    async def _dispatch(self, conn: Connection, event: str, args: tuple[Any, ...]) -> Ack:
+        self._limits.hit("events", conn.identity.user_id)
+        if conn.inflight >= self._inflight_limit:
+            raise RateLimited("too many events in progress", retry_after=0.5)
+        handler = self.registry.handlers.get(event) if isinstance(event, str) else None
+        if handler is None:
+            raise Invalid(f"unknown event {str(event)[:64]!r}")
+        if len(args) > 1:
+            raise Invalid("an event carries one payload object")
+        payload = parse(handler.payload, args[0] if args else {})
+        conn.inflight += 1
+        try:
+            subject = await self.registry.resolvers[handler.rule.scope](conn.identity, payload)
+            authorize(
+                handler.rule,
+                subject.actor,
+                target=subject.target,
+                is_self=subject.is_self,
+                granted_role=subject.granted_role,
+            )
+            ctx = EventContext(conn.sid, conn.identity, subject, conn.remote)
+            return await handler.run(ctx, payload)
+        finally:
+            conn.inflight -= 1
+
+    async def disconnect_all(self) -> None:
+        """Close every socket (shutdown): clients see a server disconnect and reconnect later."""
+        # Not engineio's disconnect-all: it waits for each socket's queue to drain, which never
+        # happens for a socket whose peer is closing at the same moment.
+        for socket in list(self.sio.eio.sockets.values()):
+            if not socket.closed and not socket.closing:
+                await socket.close(wait=False)

@@ -1,0 +1,180 @@
+"""Fixtures for every tier: configs, a real server on a loopback port, clients with tokens,
+PostgreSQL from ``LIVEROOM_TEST_DATABASE_URL`` and a private ``redis-server``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from liveroom.app import RunningServer, start_server
+from liveroom.auth import Grants, Identity, TokenService
+from liveroom.client import LiveroomClient
+from liveroom.clock import SystemClock
+from liveroom.config import Config
+from liveroom.ratelimit import RateLimit
+from tests.fakes import FakeClock
+
+TEST_SECRET = "test-secret-" + "x" * 60
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def need_service(reason: str) -> None:
+    """Skip on a developer machine without the service; in CI a missing service is a failure."""
+    if IN_CI:
+        pytest.fail(f"CI must provide this: {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    """A test server's config: any free loopback port, a temporary data dir, generous limits."""
+    return Config(
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path / "data",
+        secret=TEST_SECRET,
+        rate_limits={"events": RateLimit(1000, 1), "connects": RateLimit(1000, 1)},
+        shutdown_timeout_s=1.0,
+    )
+
+
+@pytest.fixture
+async def server(config: Config) -> AsyncIterator[RunningServer]:
+    running = await start_server(config)
+    yield running
+    await running.stop()
+
+
+def make_token(
+    user_id: str,
+    name: str | None = None,
+    *,
+    host: bool = False,
+    admin: bool = False,
+    verified: bool = False,
+    market: str | None = None,
+    ttl_s: int = 3600,
+    secret: str = TEST_SECRET,
+) -> str:
+    identity = Identity(user_id, name or user_id, verified, market, Grants(host, admin))
+    return TokenService(secret, SystemClock(), ttl_s).issue(identity, ttl_s)
+
+
+Connect = Callable[..., Awaitable[LiveroomClient]]
+
+
+@pytest.fixture
+async def connect(server: RunningServer) -> AsyncIterator[Connect]:
+    """``await connect("alice", host=True)``: a connected client, closed after the test."""
+    clients: list[LiveroomClient] = []
+
+    async def _connect(user_id: str, name: str | None = None, **claims: Any) -> LiveroomClient:
+        client = await LiveroomClient.connect(server.url, make_token(user_id, name, **claims))
+        clients.append(client)
+        return client
+
+    yield _connect
+    await asyncio.gather(*(c.close() for c in clients))
+
+
+@contextlib.asynccontextmanager
+async def fresh_pg_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on ``LIVEROOM_TEST_DATABASE_URL``'s server, dropped after.
+
+    Tests never write to the configured database itself, so they can run side by side."""
+    base = os.environ.get("LIVEROOM_TEST_DATABASE_URL")
+    if not base:
+        need_service("LIVEROOM_TEST_DATABASE_URL is not set")
+        raise AssertionError("unreachable")
+    name = f"liveroom_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            yield make_url(base).set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as conn:
+                await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    async with fresh_pg_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``LIVEROOM_TEST_REDIS_URL``, or a private ``redis-server`` on a free loopback port.
+
+    Never a shared Redis that a test might flush."""
+    given = os.environ.get("LIVEROOM_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        need_service("redis-server is not installed")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary or "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def with_overrides(config: Config, **changes: Any) -> Config:
+    return replace(config, **changes)
