@@ -22,7 +22,14 @@ from liveroom.db.migrate import current_revision, head_revision, upgrade
 from liveroom.db.session import create_engine, is_sqlite, session_factory
 from liveroom.errors import LiveroomError
 from liveroom.ratelimit import RateLimits
+from liveroom.rooms.api import RoomsApi
+from liveroom.rooms.participation import ParticipationLog
+from liveroom.rooms.presence import Presence
+from liveroom.rooms.service import RoomsConfig, RoomService
+from liveroom.rooms.stage import StageLimits
+from liveroom.rooms.store import MemoryStageStore, SqlRoomStore
 from liveroom.signaling import clock_sync
+from liveroom.signaling import rooms as room_events
 from liveroom.signaling.dispatch import Signaling
 from liveroom.signaling.registry import EventRegistry
 from liveroom.signaling.transport import LiveroomSocketServer
@@ -41,6 +48,7 @@ USERS = web.AppKey("users", UserDirectory)
 SIO = web.AppKey("sio", LiveroomSocketServer)
 REGISTRY = web.AppKey("registry", EventRegistry)
 SIGNALING = web.AppKey("signaling", Signaling)
+ROOMS = web.AppKey("rooms", RoomService)
 
 
 class StartupError(LiveroomError):
@@ -84,7 +92,30 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     signaling = Signaling(sio, registry, tokens, limits, users, config.socket_inflight_limit)
     clock_sync.register(registry, clock)
 
+    rooms = RoomService(
+        MemoryStageStore(),
+        SqlRoomStore(sessions),
+        Presence(),
+        ParticipationLog(sessions, clock),
+        sio,
+        signaling.sids_of_user,
+        clock,
+        RoomsConfig(
+            limits=StageLimits(
+                speaker_grace_ms=round(config.speaker_grace_s * 1000),
+                host_grace_ms=round(config.host_grace_s * 1000),
+            ),
+            reactions=config.reactions,
+        ),
+    )
+    room_events.register(registry, rooms, limits)
+    signaling.connect_guards.append(rooms.admit)
+    signaling.disconnect_hooks.append(
+        lambda conn: rooms.socket_closed(conn.sid, conn.identity.user_id)
+    )
+
     PlatformApi(tokens, limits, config.guests).add_routes(app)
+    RoomsApi(rooms).add_routes(app)
     web_dir = config.web_dir or bundled_web_dir()
     if web_dir is not None:
         app.router.add_get("/", _index(web_dir))
@@ -92,7 +123,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
 
     app[CONFIG], app[CLOCK], app[TOKENS], app[LIMITS] = config, clock, tokens, limits
     app[ENGINE], app[SESSIONS], app[USERS] = engine, sessions, users
-    app[SIO], app[REGISTRY], app[SIGNALING] = sio, registry, signaling
+    app[SIO], app[REGISTRY], app[SIGNALING], app[ROOMS] = sio, registry, signaling, rooms
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_close_sockets)
@@ -128,11 +159,15 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     app[USERS].start()
+    await app[ROOMS].start()
     yield
+    await app[ROOMS].stop()  # idempotent: on_shutdown stopped it already
     await app[USERS].stop()
 
 
 async def _close_sockets(app: web.Application) -> None:
+    # Rooms first: sockets closing from here on are a shutdown, not members leaving.
+    await app[ROOMS].stop()
     await app[SIGNALING].disconnect_all()
     await app[SIO].shutdown()
 

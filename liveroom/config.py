@@ -20,6 +20,7 @@ from liveroom.ratelimit import RateLimit, parse_rate_limits
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_REACTIONS = ("❤️", "🔥", "👏", "😂", "😮", "😢", "💯", "🙏", "🎉", "👋")
 SECRET_FILE = "secret"  # noqa: S105  (a file name, not a secret)
 MIN_SECRET_BYTES = 32
 
@@ -40,6 +41,9 @@ class Config:
     socket_inflight_limit: int = 32
     max_message_bytes: int = 64 * 1024
     web_dir: Path | None = None
+    speaker_grace_s: float = 30.0
+    host_grace_s: float = 60.0
+    reactions: tuple[str, ...] = DEFAULT_REACTIONS
     shutdown_timeout_s: float = 5.0
 
     @property
@@ -111,6 +115,13 @@ def _level(text: str) -> str:
     if level not in {"debug", "info", "warning", "error"}:
         raise ValueError(f"log level must be debug, info, warning or error, not {text!r}")
     return level
+
+
+def _emoji_list(text: str) -> tuple[str, ...]:
+    emoji = tuple(e.strip() for e in text.split(",") if e.strip())
+    if not emoji or any(len(e) > 16 for e in emoji):
+        raise ValueError("give one or more emoji, comma-separated")
+    return emoji
 
 
 OPTIONS: tuple[Option, ...] = (

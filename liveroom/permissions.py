@@ -214,12 +214,13 @@ def _actor_allowed(rule: Rule, actor: Standing) -> bool:
         return True
     if rule.who is Who.HOST_GRANT:
         return actor.host_grant or actor.admin
-    role = actor.effective_role
-    if role is None:
+    # An admin acts as host, and may still do what their own role does (raise a hand).
+    roles = {r for r in (actor.effective_role, actor.role) if r is not None}
+    if not roles:
         return False
     if rule.who is Who.PLAYLIST_CONTROLLERS:
-        return role in playlist_controllers(actor.playlist_open)
-    return role in rule.roles
+        return bool(roles & playlist_controllers(actor.playlist_open))
+    return bool(roles & rule.roles)
 
 
 def authorize(

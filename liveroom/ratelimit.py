@@ -50,6 +50,7 @@ LIMITS: dict[str, LimitSpec] = {
         RateLimit(10, 60), "IP", "guest tokens minted (records must not be inflatable by minting)"
     ),
     "connects": LimitSpec(RateLimit(60, 60), "IP", "Socket.IO connections opened"),
+    "reactions": LimitSpec(RateLimit(10, 1), "user", "`react` taps (they are summed per room)"),
 }
 """Every named limit, its default and its meaning; each feature adds its own here, so
 ``docs/limits.md`` (generated) lists them all."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, String
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from liveroom.db.base import Base
@@ -20,3 +22,81 @@ class UserRow(Base):
     market: Mapped[str | None] = mapped_column(String(2), nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_seen_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class RoomRow(Base):
+    """A room and the durable part of its stage (roles granted, pre-assigned staff).
+
+    Raised hands, invitations and mutes are live state only: they are not worth a write per tap,
+    and after a restart every microphone starts muted anyway.
+    """
+
+    __tablename__ = "rooms"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    host_id: Mapped[str] = mapped_column(String(128), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    topics: Mapped[list[str]] = mapped_column(JSON)
+    market: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    scheduled_for: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    stage: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RoomBanRow(Base):
+    __tablename__ = "room_bans"
+
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    by_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ServerBanRow(Base):
+    """Banned from every room by an admin."""
+
+    __tablename__ = "server_bans"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    by_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReminderRow(Base):
+    __tablename__ = "room_reminders"
+
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditRow(Base):
+    """Who did what to whom, when: every moderation action, written before it is acknowledged."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    room_id: Mapped[str] = mapped_column(String(32), index=True)
+    at: Mapped[int] = mapped_column(BigInteger)
+    actor_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    detail: Mapped[str] = mapped_column(String(500))
+
+
+class ParticipationRow(Base):
+    """One stretch of presence of a user in a room (batched, about once a second)."""
+
+    __tablename__ = "participation"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(32), index=True)
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    market: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    joined_at: Mapped[int] = mapped_column(BigInteger)
+    left_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -63,6 +63,7 @@ class Signaling:
         self._users = users
         self._inflight_limit = inflight_limit
         self.connections: dict[str, Connection] = {}
+        self._by_user: dict[str, set[str]] = {}
         self.connect_guards: list[ConnectGuard] = []
         self.disconnect_hooks: list[DisconnectHook] = []
         sio.on("connect", self.on_connect)
@@ -82,6 +83,7 @@ class Signaling:
             logger.info("refused connection %s from %s: %s", sid, remote, e.message)
             raise SioConnectionRefused(e.message) from None
         self.connections[sid] = Connection(sid, identity, remote)
+        self._by_user.setdefault(identity.user_id, set()).add(sid)
         self._users.seen(identity)
         logger.debug("user %s connected as %s", identity.user_id, sid)
 
@@ -89,6 +91,11 @@ class Signaling:
         conn = self.connections.pop(sid, None)
         if conn is None:
             return
+        sids = self._by_user.get(conn.identity.user_id)
+        if sids is not None:
+            sids.discard(sid)
+            if not sids:
+                del self._by_user[conn.identity.user_id]
         logger.debug("user %s disconnected %s (%s)", conn.identity.user_id, sid, reason)
         for hook in self.disconnect_hooks:
             try:
@@ -138,6 +145,10 @@ class Signaling:
             return await handler.run(ctx, payload)
         finally:
             conn.inflight -= 1
+
+    def sids_of_user(self, user_id: str) -> set[str]:
+        """This node's sockets of ``user_id``."""
+        return set(self._by_user.get(user_id, ()))
 
     async def disconnect_all(self) -> None:
         """Close every socket (shutdown): clients see a server disconnect and reconnect later."""

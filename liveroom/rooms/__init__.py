@@ -1,0 +1,1 @@
+"""Rooms: the stage model (pure), its views, the service and the stores."""

@@ -1,0 +1,105 @@
+"""What a room's members are told, and how often.
+
+- Staff (host, co-hosts, moderators) get their own ``room:state`` at once after each stage change.
+- Anyone whose own ``you`` changed gets theirs at once.
+- The audience gets one shared view at most twice a second (:data:`AUDIENCE_INTERVAL_S`): one
+  broadcast for everyone whose ``you`` is a plain listener's, a personal one for the few whose
+  is not (raised hand, invitation, on stage).
+- ``room:count`` at most once a second, only when the count changed.
+- ``reactions``: the taps since the previous message, about twice a second.
+
+:class:`Due` is the pure part: which rooms are owed which message at ``now``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+AUDIENCE_INTERVAL_S = 0.5
+COUNT_INTERVAL_S = 1.0
+REACTIONS_INTERVAL_S = 0.5
+
+
+def room_channel(room_id: str) -> str:
+    """The Socket.IO room every member socket of ``room_id`` is in."""
+    return f"room:{room_id}"
+
+
+class Emitter(Protocol):
+    """The part of python-socketio's ``AsyncServer`` the rooms feature uses."""
+
+    async def emit(
+        self,
+        event: str,
+        data: Any = None,
+        to: str | None = None,
+        room: str | None = None,
+        skip_sid: list[str] | str | None = None,
+    ) -> None: ...
+
+    async def enter_room(self, sid: str, room: str) -> None: ...
+
+    async def leave_room(self, sid: str, room: str) -> None: ...
+
+
+@dataclass
+class RoomDue:
+    """What one room owes its audience, and when it last paid."""
+
+    audience_dirty: bool = False
+    audience_sent_at: float = float("-inf")
+    count_sent: int = -1
+    count_sent_at: float = float("-inf")
+    reactions: Counter[str] = field(default_factory=Counter)
+    reactions_sent_at: float = float("-inf")
+
+
+class Due:
+    """Per room: is an audience view, a count or a reactions message due at ``now``?"""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, RoomDue] = {}
+
+    def _room(self, room_id: str) -> RoomDue:
+        return self.rooms.setdefault(room_id, RoomDue())
+
+    def mark_audience(self, room_id: str) -> None:
+        self._room(room_id).audience_dirty = True
+
+    def add_reaction(self, room_id: str, emoji: str) -> None:
+        self._room(room_id).reactions[emoji] += 1
+
+    def forget(self, room_id: str) -> None:
+        self.rooms.pop(room_id, None)
+
+    def audience_due(self, now: float) -> list[str]:
+        due = [
+            room_id
+            for room_id, r in self.rooms.items()
+            if r.audience_dirty and now - r.audience_sent_at >= AUDIENCE_INTERVAL_S
+        ]
+        for room_id in due:
+            r = self.rooms[room_id]
+            r.audience_dirty, r.audience_sent_at = False, now
+        return due
+
+    def counts_due(self, now: float, counts: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+        due = []
+        for room_id, count in counts:
+            r = self._room(room_id)
+            if count != r.count_sent and now - r.count_sent_at >= COUNT_INTERVAL_S:
+                r.count_sent, r.count_sent_at = count, now
+                due.append((room_id, count))
+        return due
+
+    def reactions_due(self, now: float) -> list[tuple[str, dict[str, int]]]:
+        due = []
+        for room_id, r in self.rooms.items():
+            if r.reactions and now - r.reactions_sent_at >= REACTIONS_INTERVAL_S:
+                due.append((room_id, dict(r.reactions)))
+                r.reactions.clear()
+                r.reactions_sent_at = now
+        return due

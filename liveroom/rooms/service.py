@@ -1,0 +1,461 @@
+"""Rooms and the stage: the pure model applied under a per-room lock, written, then told.
+
+Every stage command goes through :meth:`RoomService.apply`: take the room's lock (python-socketio
+runs one client's events concurrently), run :func:`liveroom.rooms.model.apply`, write what must
+survive (room, roles, bans, audit entries) and only then acknowledge and emit. Presence is O(1)
+per join; counts, the audience's view and reactions are coalesced by a ticker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from liveroom.auth import Identity
+from liveroom.clock import Clock
+from liveroom.config import DEFAULT_REACTIONS
+from liveroom.errors import Conflict, Forbidden, Gone, Invalid, NotFound
+from liveroom.permissions import Role, Standing
+from liveroom.rooms import model
+from liveroom.rooms.fanout import Due, Emitter, room_channel
+from liveroom.rooms.participation import ParticipationLog
+from liveroom.rooms.presence import Member, Presence
+from liveroom.rooms.stage import (
+    SERVER,
+    Actor,
+    Audited,
+    Command,
+    Disconnect,
+    Expire,
+    Invite,
+    Invited,
+    Join,
+    Leave,
+    Removed,
+    RoomEnded,
+    RoomSettings,
+    RoomStarted,
+    RoomState,
+    RoomStatus,
+    StaffAssignment,
+    StageChanged,
+    StageLimits,
+    UserInfo,
+)
+from liveroom.rooms.store import SqlRoomStore, StageStore, durable_changed, restored
+from liveroom.rooms.views import room_view, snapshot, you_view
+from liveroom.tasks import Periodic
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 0.1
+_PLAIN_YOU = {"role": Role.LISTENER.value, "hand_raised": False, "invited_as": None}
+
+
+@dataclass(frozen=True, slots=True)
+class RoomsConfig:
+    limits: StageLimits = field(default_factory=StageLimits)
+    reactions: tuple[str, ...] = DEFAULT_REACTIONS
+    ended_listing_limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class NewRoom:
+    title: str
+    topics: tuple[str, ...] = ()
+    scheduled_for: int | None = None
+    market: str | None = None
+    settings: RoomSettings | None = None
+    staff: tuple[StaffAssignment, ...] = ()
+
+
+SidsOfUser = Callable[[str], set[str]]
+
+
+def actor_of(identity: Identity) -> Actor:
+    return Actor(identity.user_id, identity.name, identity.verified, identity.grants.admin)
+
+
+class RoomService:
+    def __init__(
+        self,
+        live: StageStore,
+        records: SqlRoomStore,
+        presence: Presence,
+        participation: ParticipationLog,
+        emitter: Emitter,
+        sids_of_user: SidsOfUser,
+        clock: Clock,
+        config: RoomsConfig,
+    ) -> None:
+        self._live = live
+        self._records = records
+        self.presence = presence
+        self._participation = participation
+        self._emit = emitter
+        self._sids_of_user = sids_of_user
+        self._clock = clock
+        self.config = config
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._due = Due()
+        self._server_bans: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._ticker = Periodic("rooms-ticker", TICK_S, self.tick, clock)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Rebuild open rooms from SQL (stage members away until they rejoin) and start ticking."""
+        now = self._clock.now_ms()
+        limits = self.config.limits
+        for state in await self._records.open_rooms():
+            self._live.put(restored(state, now, limits.speaker_grace_ms, limits.host_grace_ms))
+        self._server_bans = await self._records.server_bans()
+        self._ticker.start()
+        self._participation.start()
+
+    async def admit(self, identity: Identity) -> None:
+        """Connect guard: a user banned server-wide cannot connect at all."""
+        if identity.user_id in self._server_bans:
+            raise Forbidden("you are banned from this server")
+
+    async def stop(self) -> None:
+        """Stop ticking. Sockets closing after this are a shutdown, not members leaving: their
+        seats stay in SQL and are held again when the server comes back."""
+        if self._stopping:
+            return
+        self._stopping = True
+        await self._ticker.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._participation.close_all()
+        await self._participation.stop()
+
+    def _later(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` after the current event's ack is queued (it is queued before any task
+        created during the handler runs), owned by this service."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def state(self, room_id: str) -> RoomState:
+        state = self._live.get(room_id)
+        if state is None:
+            raise NotFound("no such room")
+        return state
+
+    async def find(self, room_id: str) -> RoomState:
+        """A live or scheduled room from memory, an ended one from SQL; ``NotFound`` else."""
+        state = self._live.get(room_id)
+        if state is None:
+            state = await self._records.get(room_id)
+        if state is None:
+            raise NotFound("no such room")
+        return state
+
+    async def standing(self, identity: Identity, room_id: str) -> Standing:
+        """The user's standing in an open room (for the permission check)."""
+        state = self._live.get(room_id)
+        if state is None:
+            await self.find(room_id)  # NotFound for unknown ids
+            raise Gone("the room has ended")
+        present = self.presence.is_present(room_id, identity.user_id)
+        role = model.role_of(state, identity.user_id) if present else None
+        return Standing(
+            role=(role or Role.LISTENER) if present else None,
+            banned=self.is_banned(state, identity.user_id),
+            admin=identity.grants.admin,
+            host_grant=identity.grants.host,
+            playlist_open=state.settings.playlist_mode.value == "open",
+        )
+
+    def target_standing(self, room_id: str, user_id: str) -> Standing:
+        state = self.state(room_id)
+        return Standing(role=model.role_of(state, user_id) or Role.LISTENER)
+
+    def is_banned(self, state: RoomState, user_id: str) -> bool:
+        return user_id in state.banned or user_id in self._server_bans
+
+    def is_server_banned(self, user_id: str) -> bool:
+        return user_id in self._server_bans
+
+    def view_for(
+        self, state: RoomState, user_id: str | None, *, admin: bool = False
+    ) -> dict[str, Any]:
+        return snapshot(state, user_id, self.presence.count(state.id), admin=admin)
+
+    def listing(self, status: RoomStatus) -> list[dict[str, Any]]:
+        rooms = [s for s in self._live if s.status is status]
+        rooms.sort(key=lambda s: -self.presence.count(s.id))
+        return [self.view_for(s, None) for s in rooms]
+
+    async def ended_listing(self) -> list[dict[str, Any]]:
+        rooms = await self._records.ended(self.config.ended_listing_limit)
+        return [snapshot(s, None, 0) for s in rooms]
+
+    # --- commands ---------------------------------------------------------------------------
+
+    async def create(self, identity: Identity, new: NewRoom) -> dict[str, Any]:
+        now = self._clock.now_ms()
+        if new.scheduled_for is not None and new.scheduled_for <= now:
+            raise Invalid("scheduled_for must be in the future")
+        state = model.new_room(
+            secrets.token_hex(8),
+            UserInfo(identity.user_id, identity.name, identity.verified),
+            now,
+            title=new.title,
+            topics=new.topics,
+            market=new.market,
+            scheduled_for=new.scheduled_for,
+            settings=new.settings,
+            staff=new.staff,
+            limits=self.config.limits,
+        )
+        await self._records.save(state, now_ms=now)
+        self._live.put(state)
+        logger.info("user %s created room %s (%s)", identity.user_id, state.id, state.status)
+        return self.view_for(state, identity.user_id)
+
+    async def join(
+        self, sid: str, identity: Identity, room_id: str, market: str | None
+    ) -> dict[str, Any]:
+        actor = actor_of(identity)
+        async with self._lock(room_id):
+            state = self.state(room_id)
+            if self.is_banned(state, identity.user_id):
+                raise Forbidden("you are banned from this room")
+            state, events = await self._apply_locked(state, Join(), actor)
+            first = self.presence.enter(
+                room_id,
+                sid,
+                identity.user_id,
+                identity.name,
+                verified=identity.verified,
+                market=identity.market or market,
+                now_ms=self._clock.now_ms(),
+            )
+            await self._emit.enter_room(sid, room_channel(room_id))
+        if first:
+            role = model.role_of(state, identity.user_id) or Role.LISTENER
+            self._participation.joined(
+                room_id, identity.user_id, role.value, identity.market or market
+            )
+        await self._tell(state, events)
+        view = self.view_for(state, identity.user_id, admin=identity.grants.admin)
+        self._later(self._emit.emit("room:state", view, to=sid))
+        return view
+
+    async def leave(self, sid: str, identity: Identity, room_id: str) -> None:
+        """``room:leave`` from one socket: the user leaves when their last socket does."""
+        member = self.presence.exit(room_id, sid, identity.user_id)
+        await self._emit.leave_room(sid, room_channel(room_id))
+        if member is not None:
+            await self._departed(room_id, member, Leave())
+
+    async def socket_closed(self, sid: str, user_id: str) -> None:
+        for room_id in self.presence.rooms_of(sid):
+            member = self.presence.exit(room_id, sid, user_id)
+            if member is not None and not self._stopping:
+                await self._departed(room_id, member, Disconnect())
+
+    async def _departed(self, room_id: str, member: Member, command: Command) -> None:
+        self._participation.left(room_id, member.user_id)
+        state = self._live.get(room_id)
+        # Plain listeners are not in the stage state: their leaving costs no lock and no apply.
+        if state is None or not any(p.id == member.user_id for p in state.people):
+            return
+        await self.apply(room_id, command, Actor(member.user_id, member.name, member.verified))
+
+    async def apply(self, room_id: str, command: Command, actor: Actor) -> RoomState:
+        """Run one stage command for ``actor``: write, then tell. Raises on refusal."""
+        async with self._lock(room_id):
+            state, events = await self._apply_locked(self.state(room_id), command, actor)
+        await self._tell(state, events)
+        return state
+
+    async def invite(self, room_id: str, actor: Actor, user_id: str, role: Role) -> None:
+        member = self.presence.member(room_id, user_id)
+        invitee = UserInfo(member.user_id, member.name, member.verified) if member else None
+        await self.apply(room_id, Invite(user_id, role, invitee), actor)
+
+    async def remind(self, identity: Identity, room_id: str, on: bool) -> None:
+        state = self.state(room_id)
+        if state.status is not RoomStatus.SCHEDULED:
+            raise Conflict("reminders are for scheduled rooms")
+        await self._records.set_reminder(room_id, identity.user_id, on, self._clock.now_ms())
+
+    async def ban_everywhere(self, actor: Identity, user_id: str) -> None:
+        """An admin's server-wide ban: written, then the user is removed from every room."""
+        await self._records.ban_everywhere(user_id, actor.user_id, self._clock.now_ms())
+        self._server_bans.add(user_id)
+        for state in self._live:
+            if self.presence.is_present(state.id, user_id):
+                await self._kick(state.id, user_id, ban=True)
+
+    def react(self, room_id: str, emoji: str) -> None:
+        if emoji not in self.config.reactions:
+            raise Invalid(f"emoji must be one of {' '.join(self.config.reactions)}")
+        self._due.add_reaction(room_id, emoji)
+
+    def members(
+        self, room_id: str, query: str, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        state = self.state(room_id)
+        page, next_cursor = self.presence.search(room_id, query, cursor)
+        return [
+            {
+                "id": m.user_id,
+                "name": m.name,
+                "verified": m.verified,
+                "role": (model.role_of(state, m.user_id) or Role.LISTENER).value,
+            }
+            for m in page
+        ], next_cursor
+
+    # --- applying and telling ---------------------------------------------------------------
+
+    def _lock(self, room_id: str) -> asyncio.Lock:
+        lock = self._locks.get(room_id)
+        if lock is None:
+            lock = self._locks[room_id] = asyncio.Lock()
+        return lock
+
+    async def _apply_locked(
+        self, state: RoomState, command: Command, actor: Actor
+    ) -> tuple[RoomState, list[Any]]:
+        now = self._clock.now_ms()
+        new, events = model.apply(state, command, actor, now, self.config.limits)
+        if new is state:
+            return state, events
+        bans = [(e.user_id, actor.id or None) for e in events if isinstance(e, Removed) and e.ban]
+        audit = [e for e in events if isinstance(e, Audited)]
+        if bans or audit or durable_changed(state, new):
+            await self._records.save(new, new_bans=bans, audit=audit, now_ms=now)
+        self._live.put(new)
+        return new, events
+
+    async def _tell(self, state: RoomState, events: Iterable[Any]) -> None:
+        for event in events:
+            match event:
+                case StageChanged(audience=audience, users=users):
+                    await self._send_staff_views(state)
+                    for user_id in users:
+                        await self._send_personal(state, user_id)
+                    if audience:
+                        self._due.mark_audience(state.id)
+                case Invited(user_id=user_id, role=role, by=by):
+                    payload = {
+                        "room_id": state.id,
+                        "role": role.value,
+                        "by": {"id": by.id, "name": by.name, "verified": by.verified},
+                    }
+                    for sid in self.presence.sids_of(state.id, user_id):
+                        await self._emit.emit("stage:invited", payload, to=sid)
+                case Removed(user_id=user_id, ban=ban):
+                    await self._kick(state.id, user_id, ban=ban)
+                case RoomStarted(room_id=room_id, title=title):
+                    self._later(self._announce_start(room_id, title))
+                case RoomEnded(room_id=room_id):
+                    await self._close(room_id)
+
+    async def _kick(self, room_id: str, user_id: str, *, ban: bool) -> None:
+        sids = self.presence.sids_of(room_id, user_id)
+        self.presence.remove_user(room_id, user_id)
+        self._participation.left(room_id, user_id)
+        for sid in sids:
+            await self._emit.emit("room:removed", {"room_id": room_id, "ban": ban}, to=sid)
+            await self._emit.leave_room(sid, room_channel(room_id))
+
+    async def _close(self, room_id: str) -> None:
+        await self._emit.emit("room:ended", {"room_id": room_id}, room=room_channel(room_id))
+        for member in list(self.presence.members(room_id)):
+            for sid in list(member.sids):
+                self.presence.exit(room_id, sid, member.user_id)
+                await self._emit.leave_room(sid, room_channel(room_id))
+        self._participation.close_room(room_id)
+        self._live.drop(room_id)
+        self._due.forget(room_id)
+        self._locks.pop(room_id, None)
+        logger.info("room %s ended", room_id)
+
+    async def _announce_start(self, room_id: str, title: str) -> None:
+        payload = {"room_id": room_id, "title": title}
+        for user_id in await self._records.reminded(room_id):
+            for sid in self._sids_of_user(user_id):
+                await self._emit.emit("room:started", payload, to=sid)
+
+    def _staff_ids(self, state: RoomState) -> list[str]:
+        return [state.host, *state.cohosts, *state.moderators]
+
+    async def _send_staff_views(self, state: RoomState) -> None:
+        count = self.presence.count(state.id)
+        for user_id in self._staff_ids(state):
+            sids = self.presence.sids_of(state.id, user_id)
+            if sids:
+                view = snapshot(state, user_id, count)
+                for sid in sids:
+                    await self._emit.emit("room:state", view, to=sid)
+
+    async def _send_personal(self, state: RoomState, user_id: str) -> None:
+        sids = self.presence.sids_of(state.id, user_id)
+        if sids:
+            view = snapshot(state, user_id, self.presence.count(state.id))
+            for sid in sids:
+                await self._emit.emit("room:state", view, to=sid)
+
+    async def _send_audience_view(self, state: RoomState) -> None:
+        """One broadcast for plain listeners; personal views for the few whose ``you`` differs
+        (they are skipped by the broadcast); staff have theirs already."""
+        count = self.presence.count(state.id)
+        view = {**room_view(state, count, staff=False), "you": _PLAIN_YOU}
+        staff = set(self._staff_ids(state))
+        skip: list[str] = []
+        personal: list[tuple[str, dict[str, Any]]] = []
+        for user_id in {p.id for p in state.people}:
+            sids = self.presence.sids_of(state.id, user_id)
+            if not sids:
+                continue
+            skip.extend(sids)
+            if user_id not in staff:
+                you = you_view(state, user_id)
+                if you != _PLAIN_YOU:
+                    personal.extend((sid, {**view, "you": you}) for sid in sids)
+        await self._emit.emit("room:state", view, room=room_channel(state.id), skip_sid=skip)
+        for sid, own in personal:
+            await self._emit.emit("room:state", own, to=sid)
+
+    # --- the ticker -------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Grace periods that ran out; the audience's view, counts and reactions that are due."""
+        now_ms, now = self._clock.now_ms(), self._clock.monotonic()
+        for state in self._live:
+            deadline = model.next_deadline(state)
+            if deadline is not None and deadline <= now_ms:
+                try:
+                    await self.apply(state.id, Expire(), SERVER)
+                except Exception:
+                    logger.exception("expiring grace periods failed in room %s", state.id)
+        for room_id in self._due.audience_due(now):
+            open_room = self._live.get(room_id)
+            if open_room is not None:
+                await self._send_audience_view(open_room)
+        counts = ((s.id, self.presence.count(s.id)) for s in self._live)
+        for room_id, listeners in self._due.counts_due(now, counts):
+            await self._emit.emit(
+                "room:count",
+                {"room_id": room_id, "listeners": listeners},
+                room=room_channel(room_id),
+            )
+        for room_id, reactions in self._due.reactions_due(now):
+            await self._emit.emit(
+                "reactions", {"room_id": room_id, "counts": reactions}, room=room_channel(room_id)
+            )

@@ -1,0 +1,234 @@
+"""Socket.IO handlers of rooms and the stage: parse, call one service method, map the result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import Field
+
+from liveroom.auth import Identity
+from liveroom.errors import Forbidden
+from liveroom.permissions import Role, Scope
+from liveroom.ratelimit import RateLimits
+from liveroom.rooms.service import NewRoom, RoomService, actor_of
+from liveroom.rooms.stage import (
+    Accept,
+    Approve,
+    CancelHand,
+    Command,
+    Decline,
+    Demote,
+    EndRoom,
+    Mute,
+    OnHostLeave,
+    PlaylistMode,
+    PlaylistOutput,
+    QaMode,
+    RaiseHand,
+    Remove,
+    RoomSettings,
+    StaffAssignment,
+    StartRoom,
+    Unmute,
+    UpdateRoom,
+)
+from liveroom.signaling.payloads import Payload
+from liveroom.signaling.registry import Ack, EventContext, EventRegistry, Subject
+
+RoomId = Field(min_length=1, max_length=32)
+UserId = Field(min_length=1, max_length=128)
+MARKET = r"^[A-Za-z]{2}$"
+
+
+class Settings(Payload):
+    qa_mode: Literal["premoderated", "open", "off"] | None = None
+    playlist_mode: Literal["host", "open"] | None = None
+    playlist_output: Literal["clients", "room"] | None = None
+    recording: bool | None = None
+    on_host_leave: Literal["handover", "end"] | None = None
+
+    def to_settings(self) -> RoomSettings:
+        default = RoomSettings()
+        return RoomSettings(
+            qa_mode=QaMode(self.qa_mode or default.qa_mode),
+            playlist_mode=PlaylistMode(self.playlist_mode or default.playlist_mode),
+            playlist_output=PlaylistOutput(self.playlist_output or default.playlist_output),
+            recording=default.recording if self.recording is None else self.recording,
+            on_host_leave=OnHostLeave(self.on_host_leave or default.on_host_leave),
+        )
+
+
+class StaffEntry(Payload):
+    user_id: str = UserId
+    role: Literal["cohost", "moderator"]
+
+
+class CreateRoom(Payload):
+    title: str = Field(min_length=1, max_length=120)
+    topics: list[str] = Field(default_factory=list, max_length=5)
+    scheduled_for: int | None = None
+    market: str | None = Field(default=None, pattern=MARKET)
+    settings: Settings | None = None
+    staff: list[StaffEntry] = Field(default_factory=list, max_length=12)
+
+
+class RoomRef(Payload):
+    room_id: str = RoomId
+
+
+class JoinRoom(RoomRef):
+    market: str | None = Field(default=None, pattern=MARKET)
+
+
+class UpdateRoomPayload(RoomRef):
+    title: str | None = Field(default=None, min_length=1, max_length=120)
+    settings: Settings | None = None
+
+
+class Remind(RoomRef):
+    on: bool
+
+
+class Target(RoomRef):
+    user_id: str = UserId
+
+
+class InvitePayload(Target):
+    role: Literal["speaker", "cohost", "moderator"]
+
+
+class RemovePayload(Target):
+    ban: bool = False
+    everywhere: bool = False  # admins: a server-wide ban
+
+
+class MembersPayload(RoomRef):
+    query: str = Field(default="", max_length=50)
+    cursor: str | None = Field(default=None, max_length=200)
+
+
+class React(RoomRef):
+    emoji: str = Field(min_length=1, max_length=16)
+
+
+def register(registry: EventRegistry, rooms: RoomService, limits: RateLimits) -> None:
+    """Add the room events and the resolver that finds a user's standing in a room."""
+
+    async def resolve(identity: Identity, payload: Payload) -> Subject:
+        assert isinstance(payload, RoomRef)
+        actor = await rooms.standing(identity, payload.room_id)
+        if not isinstance(payload, Target):
+            return Subject(actor)
+        return Subject(
+            actor,
+            target=rooms.target_standing(payload.room_id, payload.user_id),
+            is_self=payload.user_id == identity.user_id,
+            granted_role=Role(payload.role) if isinstance(payload, InvitePayload) else None,
+        )
+
+    registry.resolve_with(Scope.ROOM, resolve)
+
+    async def create(ctx: EventContext, p: CreateRoom) -> Ack:
+        topics = tuple(t.strip() for t in p.topics if t.strip())
+        new = NewRoom(
+            title=p.title,
+            topics=topics,
+            scheduled_for=p.scheduled_for,
+            market=p.market.upper() if p.market else None,
+            settings=p.settings.to_settings() if p.settings else None,
+            staff=tuple(StaffAssignment(s.user_id, Role(s.role)) for s in p.staff),
+        )
+        return {"room": await rooms.create(ctx.identity, new)}
+
+    async def join(ctx: EventContext, p: JoinRoom) -> Ack:
+        room = await rooms.join(ctx.sid, ctx.identity, p.room_id, p.market)
+        # Audio arrives with the media engine; until then no media path is offered.
+        return {"room": room, "media": {"mode": "none", "ice_servers": []}}
+
+    async def leave(ctx: EventContext, p: RoomRef) -> Ack:
+        await rooms.leave(ctx.sid, ctx.identity, p.room_id)
+        return {}
+
+    async def update(ctx: EventContext, p: UpdateRoomPayload) -> Ack:
+        s = p.settings or Settings()
+        command = UpdateRoom(
+            title=p.title,
+            qa_mode=QaMode(s.qa_mode) if s.qa_mode else None,
+            playlist_mode=PlaylistMode(s.playlist_mode) if s.playlist_mode else None,
+            playlist_output=PlaylistOutput(s.playlist_output) if s.playlist_output else None,
+            recording=s.recording,
+            on_host_leave=OnHostLeave(s.on_host_leave) if s.on_host_leave else None,
+        )
+        state = await rooms.apply(p.room_id, command, actor_of(ctx.identity))
+        return {"room": rooms.view_for(state, ctx.identity.user_id)}
+
+    async def start(ctx: EventContext, p: RoomRef) -> Ack:
+        state = await rooms.apply(p.room_id, StartRoom(), actor_of(ctx.identity))
+        return {"room": rooms.view_for(state, ctx.identity.user_id)}
+
+    async def remind(ctx: EventContext, p: Remind) -> Ack:
+        await rooms.remind(ctx.identity, p.room_id, p.on)
+        return {}
+
+    async def members(ctx: EventContext, p: MembersPayload) -> Ack:
+        found, cursor = rooms.members(p.room_id, p.query, p.cursor)
+        return {"members": found, "cursor": cursor}
+
+    async def remove(ctx: EventContext, p: RemovePayload) -> Ack:
+        if p.everywhere:
+            if not ctx.identity.grants.admin:
+                raise Forbidden("only an admin bans server-wide")
+            await rooms.ban_everywhere(ctx.identity, p.user_id)
+            return {}
+        await rooms.apply(p.room_id, Remove(p.user_id, p.ban), actor_of(ctx.identity))
+        return {}
+
+    async def invite(ctx: EventContext, p: InvitePayload) -> Ack:
+        await rooms.invite(p.room_id, actor_of(ctx.identity), p.user_id, Role(p.role))
+        return {}
+
+    async def react(ctx: EventContext, p: React) -> Ack:
+        limits.hit("reactions", ctx.identity.user_id)
+        rooms.react(p.room_id, p.emoji)
+        return {}
+
+    registry.add("room:create", CreateRoom, create)
+    registry.add("room:join", JoinRoom, join)
+    registry.add("room:leave", RoomRef, leave)
+    registry.add("room:update", UpdateRoomPayload, update)
+    registry.add("room:start", RoomRef, start)
+    registry.add("room:remind", Remind, remind)
+    registry.add("room:members", MembersPayload, members)
+    registry.add("room:remove", RemovePayload, remove)
+    registry.add("stage:invite", InvitePayload, invite)
+    registry.add("react", React, react)
+    _stage_commands(registry, rooms)
+
+
+def _stage_commands(registry: EventRegistry, rooms: RoomService) -> None:
+    """Events that are one stage command and an empty ack."""
+
+    def simple(event: str, make: Callable[[], Command]) -> None:
+        async def run(ctx: EventContext, p: RoomRef) -> Ack:
+            await rooms.apply(p.room_id, make(), actor_of(ctx.identity))
+            return {}
+
+        registry.add(event, RoomRef, run)
+
+    def targeted(event: str, make: type[Approve | Demote | Mute]) -> None:
+        async def run(ctx: EventContext, p: Target) -> Ack:
+            await rooms.apply(p.room_id, make(p.user_id), actor_of(ctx.identity))
+            return {}
+
+        registry.add(event, Target, run)
+
+    simple("room:end", EndRoom)
+    simple("stage:request", RaiseHand)
+    simple("stage:cancel", CancelHand)
+    simple("stage:accept", Accept)
+    simple("stage:decline", Decline)
+    simple("stage:unmute", Unmute)
+    targeted("stage:approve", Approve)
+    targeted("stage:demote", Demote)
+    targeted("stage:mute", Mute)

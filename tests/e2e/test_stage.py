@@ -1,0 +1,102 @@
+"""Host and fans over real Socket.IO: the whole stage, end to end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from liveroom.client import LiveroomClient
+from tests.conftest import Connect
+
+
+async def _room(host: LiveroomClient, **extra: Any) -> str:
+    ack = await host.request("room:create", {"title": "Comeback night", **extra})
+    return str(ack["room"]["id"])
+
+
+async def test_host_and_three_fans_run_the_stage(connect: Connect) -> None:
+    host = await connect("artist", "Artist", host=True)
+    fans = [await connect(f"fan{i}", f"Fan {i}") for i in range(3)]
+    room_id = await _room(host)
+    joined = await host.request("room:join", {"room_id": room_id})
+    assert joined["room"]["you"]["role"] == "host"
+    for fan in fans:
+        ack = await fan.request("room:join", {"room_id": room_id})
+        assert ack["room"]["you"]["role"] == "listener"
+        assert "requests" not in ack["room"] and "invites" not in ack["room"]
+        # After the ack, the joiner gets room:state.
+        assert (await fan.next_event("room:state"))["id"] == room_id
+
+    # Raise hands: the host sees them in order.
+    for fan in (fans[2], fans[0]):
+        await fan.request("stage:request", {"room_id": room_id})
+    staff_view = await host.next_event("room:state", lambda s: len(s.get("requests", [])) == 2)
+    assert [u["id"] for u in staff_view["requests"]] == ["fan2", "fan0"]
+
+    # Approve the first hand: fan2 speaks, muted until they unmute themself.
+    await host.request("stage:approve", {"room_id": room_id, "user_id": "fan2"})
+    mine = await fans[2].next_event("room:state", lambda s: s["you"]["role"] == "speaker")
+    assert "fan2" in mine["muted"]
+    await fans[2].request("stage:unmute", {"room_id": room_id})
+
+    # Invite → accept.
+    await host.request("stage:invite", {"room_id": room_id, "user_id": "fan1", "role": "speaker"})
+    invited = await fans[1].next_event("stage:invited")
+    assert invited["role"] == "speaker" and invited["by"]["id"] == "artist"
+    await fans[1].request("stage:accept", {"room_id": room_id})
+
+    # Mute by authority; a remote unmute does not exist.
+    await host.request("stage:mute", {"room_id": room_id, "user_id": "fan2"})
+    refused = await host.call("stage:unmute", {"room_id": room_id, "user_id": "fan2"})
+    assert refused["error"]["code"] == "invalid"  # no such field: unmute is self only
+    await fans[2].request("stage:unmute", {"room_id": room_id})
+    # A speaker cannot mute another speaker.
+    assert (await fans[2].call("stage:mute", {"room_id": room_id, "user_id": "fan1"}))["error"][
+        "code"
+    ] == "forbidden"
+
+    # Demote.
+    host.clear("room:state")
+    await host.request("stage:demote", {"room_id": room_id, "user_id": "fan1"})
+    state = await host.next_event("room:state")
+    assert [u["id"] for u in state["speakers"]] == ["fan2"]
+
+    # Remove + ban: rejoin refused, with this socket and with a fresh token.
+    await host.request("room:remove", {"room_id": room_id, "user_id": "fan0", "ban": True})
+    assert (await fans[0].next_event("room:removed"))["ban"] is True
+    assert (await fans[0].call("room:join", {"room_id": room_id}))["error"]["code"] == "forbidden"
+    again = await connect("fan0", "Fan 0 again")
+    assert (await again.call("room:join", {"room_id": room_id}))["error"]["code"] == "forbidden"
+
+    # End: everyone still in the room hears it; later events are `gone`.
+    await host.request("room:end", {"room_id": room_id})
+    for client in (host, fans[1], fans[2]):
+        assert (await client.next_event("room:ended"))["room_id"] == room_id
+    late = await fans[1].call("stage:request", {"room_id": room_id})
+    assert late["error"]["code"] == "gone"
+
+
+async def test_fans_never_see_the_queue_or_invites(connect: Connect) -> None:
+    host = await connect("artist", host=True)
+    fan, other = await connect("fan"), await connect("other")
+    room_id = await _room(host)
+    for client in (host, fan, other):
+        await client.request("room:join", {"room_id": room_id})
+    await other.request("stage:request", {"room_id": room_id})
+    await host.request("stage:invite", {"room_id": room_id, "user_id": "fan", "role": "speaker"})
+    await host.next_event("room:state", lambda s: len(s.get("invites", [])) == 1)
+    seen = await fan.next_event("room:state", lambda s: s["request_count"] == 1, timeout=5)
+    assert seen["you"]["invited_as"] == "speaker"
+    for state in fan.events("room:state") + other.events("room:state") + [seen]:
+        assert "requests" not in state and "invites" not in state
+
+
+async def test_non_members_and_unknown_rooms(connect: Connect) -> None:
+    host = await connect("artist", host=True)
+    stranger = await connect("stranger")
+    room_id = await _room(host)
+    assert (await stranger.call("stage:request", {"room_id": room_id}))["error"]["code"] == (
+        "forbidden"
+    )
+    assert (await stranger.call("room:join", {"room_id": "nope"}))["error"]["code"] == "not_found"
+    fan = await connect("fan")
+    assert (await fan.call("room:create", {"title": "mine"}))["error"]["code"] == "forbidden"
