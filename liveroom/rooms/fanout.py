@@ -1,6 +1,9 @@
 """What a room's members are told, and how often.
 
-- Staff (host, co-hosts, moderators) get their own ``room:state`` at once after each stage change.
+- Staff (host, co-hosts, moderators) get their own ``room:state`` at once after a stage change,
+  at most ten a second (:data:`STAFF_INTERVAL_S`): a change within 100 ms of the last view
+  goes out on the next tick. A burst of 500 raised hands is then a few views carrying the queue,
+  not 500 — which could otherwise fill a host's socket queue and get the host dropped.
 - Anyone whose own ``you`` changed gets theirs at once.
 - The audience gets one shared view at most twice a second (:data:`AUDIENCE_INTERVAL_S`): one
   broadcast for everyone whose ``you`` is a plain listener's, a personal one for the few whose
@@ -18,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+STAFF_INTERVAL_S = 0.1
 AUDIENCE_INTERVAL_S = 0.5
 COUNT_INTERVAL_S = 1.0
 REACTIONS_INTERVAL_S = 0.5
@@ -46,11 +50,34 @@ class Emitter(Protocol):
 
 
 @dataclass
-class RoomDue:
-    """What one room owes its audience, and when it last paid."""
+class Throttle:
+    """A message owed at most once per ``interval`` seconds: sent at once when the last one is
+    old enough, else owed until :meth:`take_due` finds its time has come."""
 
-    audience_dirty: bool = False
-    audience_sent_at: float = float("-inf")
+    interval: float
+    owed: bool = False
+    sent_at: float = float("-inf")
+
+    def now_or_later(self, now: float) -> bool:
+        if now - self.sent_at >= self.interval:
+            self.owed, self.sent_at = False, now
+            return True
+        self.owed = True
+        return False
+
+    def take_due(self, now: float) -> bool:
+        if self.owed and now - self.sent_at >= self.interval:
+            self.owed, self.sent_at = False, now
+            return True
+        return False
+
+
+@dataclass
+class RoomDue:
+    """What one room owes its members, and when it last paid."""
+
+    staff: Throttle = field(default_factory=lambda: Throttle(STAFF_INTERVAL_S))
+    audience: Throttle = field(default_factory=lambda: Throttle(AUDIENCE_INTERVAL_S))
     count_sent: int = -1
     count_sent_at: float = float("-inf")
     reactions: Counter[str] = field(default_factory=Counter)
@@ -58,7 +85,7 @@ class RoomDue:
 
 
 class Due:
-    """Per room: is an audience view, a count or a reactions message due at ``now``?"""
+    """Per room: is a staff view, an audience view, a count or a reactions message due?"""
 
     def __init__(self) -> None:
         self.rooms: dict[str, RoomDue] = {}
@@ -66,25 +93,24 @@ class Due:
     def _room(self, room_id: str) -> RoomDue:
         return self.rooms.setdefault(room_id, RoomDue())
 
+    def staff_now(self, room_id: str, now: float) -> bool:
+        """A stage change: True if staff views go out now, else they are owed for later."""
+        return self._room(room_id).staff.now_or_later(now)
+
+    def staff_due(self, now: float) -> list[str]:
+        return [room_id for room_id, r in self.rooms.items() if r.staff.take_due(now)]
+
     def mark_audience(self, room_id: str) -> None:
-        self._room(room_id).audience_dirty = True
+        self._room(room_id).audience.owed = True
+
+    def audience_due(self, now: float) -> list[str]:
+        return [room_id for room_id, r in self.rooms.items() if r.audience.take_due(now)]
 
     def add_reaction(self, room_id: str, emoji: str) -> None:
         self._room(room_id).reactions[emoji] += 1
 
     def forget(self, room_id: str) -> None:
         self.rooms.pop(room_id, None)
-
-    def audience_due(self, now: float) -> list[str]:
-        due = [
-            room_id
-            for room_id, r in self.rooms.items()
-            if r.audience_dirty and now - r.audience_sent_at >= AUDIENCE_INTERVAL_S
-        ]
-        for room_id in due:
-            r = self.rooms[room_id]
-            r.audience_dirty, r.audience_sent_at = False, now
-        return due
 
     def counts_due(self, now: float, counts: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
         due = []

@@ -18,8 +18,8 @@ from typing import Any
 from liveroom.auth import Identity
 from liveroom.clock import Clock
 from liveroom.config import DEFAULT_REACTIONS
-from liveroom.errors import Conflict, Forbidden, Gone, Invalid, NotFound
-from liveroom.permissions import Role, Standing
+from liveroom.errors import Conflict, Forbidden, Gone, Invalid, LiveroomError, NotFound
+from liveroom.permissions import STAFF, Role, Standing
 from liveroom.rooms import model
 from liveroom.rooms.fanout import Due, Emitter, room_channel
 from liveroom.rooms.participation import ParticipationLog
@@ -35,6 +35,7 @@ from liveroom.rooms.stage import (
     Invited,
     Join,
     Leave,
+    Remove,
     Removed,
     RoomEnded,
     RoomSettings,
@@ -167,10 +168,14 @@ class RoomService:
         if state is None:
             await self.find(room_id)  # NotFound for unknown ids
             raise Gone("the room has ended")
-        present = self.presence.is_present(room_id, identity.user_id)
-        role = model.role_of(state, identity.user_id) if present else None
+        # Staff act by their role, joined or not (a host starts a scheduled room from the
+        # lobby); anyone else is a member only while present.
+        role = model.role_of(state, identity.user_id)
+        if role not in STAFF:
+            present = self.presence.is_present(room_id, identity.user_id)
+            role = (role or Role.LISTENER) if present else None
         return Standing(
-            role=(role or Role.LISTENER) if present else None,
+            role=role,
             banned=self.is_banned(state, identity.user_id),
             admin=identity.grants.admin,
             host_grant=identity.grants.host,
@@ -293,11 +298,18 @@ class RoomService:
         await self._records.set_reminder(room_id, identity.user_id, on, self._clock.now_ms())
 
     async def ban_everywhere(self, actor: Identity, user_id: str) -> None:
-        """An admin's server-wide ban: written, then the user is removed from every room."""
+        """An admin's server-wide ban: written, then the user is removed (and banned) from every
+        room they are in or hold a seat in, through the stage model like any removal."""
         await self._records.ban_everywhere(user_id, actor.user_id, self._clock.now_ms())
         self._server_bans.add(user_id)
         for state in self._live:
-            if self.presence.is_present(state.id, user_id):
+            seated = any(p.id == user_id for p in state.people)
+            if not seated and not self.presence.is_present(state.id, user_id):
+                continue
+            try:
+                await self.apply(state.id, Remove(user_id, ban=True), actor_of(actor))
+            except LiveroomError as e:  # e.g. they host that room: out of it all the same
+                logger.warning("server ban of user %s in room %s: %s", user_id, state.id, e.message)
                 await self._kick(state.id, user_id, ban=True)
 
     def react(self, room_id: str, emoji: str) -> None:
@@ -346,7 +358,8 @@ class RoomService:
         for event in events:
             match event:
                 case StageChanged(audience=audience, users=users):
-                    await self._send_staff_views(state)
+                    if self._due.staff_now(state.id, self._clock.monotonic()):
+                        await self._send_staff_views(state)
                     for user_id in users:
                         await self._send_personal(state, user_id)
                     if audience:
@@ -421,13 +434,13 @@ class RoomService:
         personal: list[tuple[str, dict[str, Any]]] = []
         for user_id in {p.id for p in state.people}:
             sids = self.presence.sids_of(state.id, user_id)
-            if not sids:
+            if user_id in staff:
+                skip.extend(sids)
                 continue
-            skip.extend(sids)
-            if user_id not in staff:
-                you = you_view(state, user_id)
-                if you != _PLAIN_YOU:
-                    personal.extend((sid, {**view, "you": you}) for sid in sids)
+            you = you_view(state, user_id)
+            if you != _PLAIN_YOU:
+                skip.extend(sids)
+                personal.extend((sid, {**view, "you": you}) for sid in sids)
         await self._emit.emit("room:state", view, room=room_channel(state.id), skip_sid=skip)
         for sid, own in personal:
             await self._emit.emit("room:state", own, to=sid)
@@ -444,6 +457,10 @@ class RoomService:
                     await self.apply(state.id, Expire(), SERVER)
                 except Exception:
                     logger.exception("expiring grace periods failed in room %s", state.id)
+        for room_id in self._due.staff_due(now):
+            open_room = self._live.get(room_id)
+            if open_room is not None:
+                await self._send_staff_views(open_room)
         for room_id in self._due.audience_due(now):
             open_room = self._live.get(room_id)
             if open_room is not None:

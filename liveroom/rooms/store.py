@@ -33,6 +33,7 @@ from liveroom.rooms.stage import (
     StaffAssignment,
     UserInfo,
 )
+from liveroom.rooms.views import settings_view
 
 
 class StageStore(Protocol):
@@ -111,16 +112,6 @@ class DurableStage:
         )
 
 
-def settings_to_json(settings: RoomSettings) -> dict[str, Any]:
-    return {
-        "qa_mode": settings.qa_mode.value,
-        "playlist_mode": settings.playlist_mode.value,
-        "playlist_output": settings.playlist_output.value,
-        "recording": settings.recording,
-        "on_host_leave": settings.on_host_leave.value,
-    }
-
-
 def settings_from_json(data: dict[str, Any]) -> RoomSettings:
     default = RoomSettings()
     return RoomSettings(
@@ -155,7 +146,7 @@ def _row_values(state: RoomState) -> dict[str, Any]:
         "created_at": state.created_at,
         "started_at": state.started_at,
         "ended_at": state.ended_at,
-        "settings": settings_to_json(state.settings),
+        "settings": settings_view(state.settings),
         "stage": _stage_json(durable),
     }
 
@@ -254,7 +245,12 @@ class SqlRoomStore:
     async def get(self, room_id: str) -> RoomState | None:
         async with self._sessions() as session:
             row = await session.get(RoomRow, room_id)
-        return None if row is None else state_from_row(row)
+            if row is None:
+                return None
+            bans = await session.scalars(
+                select(RoomBanRow.user_id).where(RoomBanRow.room_id == room_id)
+            )
+            return state_from_row(row, bans)
 
     async def ended(self, limit: int) -> list[RoomState]:
         async with self._sessions() as session:

@@ -7,9 +7,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from liveroom.app import StartupError, prepare_database
+from liveroom.db import models  # noqa: F401  (the tables)
+from liveroom.db.base import Base
 from liveroom.db.migrate import current_revision, head_revision, upgrade
 from liveroom.db.session import create_engine, session_factory
 from liveroom.users.store import SqlUserStore, UserRecord
@@ -68,3 +73,14 @@ async def test_large_batches_fit_the_drivers_parameter_limits(engine: AsyncEngin
     await store.upsert(UserRecord(f"fan-{i}", "Fan", False, False, None, i, i) for i in range(6000))
     last = await store.get("fan-5999")
     assert last is not None and last.created_at == 5999
+
+
+async def test_migrations_match_the_models(engine: AsyncEngine) -> None:
+    """A model changed without a migration (or the reverse) shows up here, on both databases."""
+    await upgrade(engine)
+
+    def diff(connection: Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+
+    async with engine.connect() as conn:
+        assert await conn.run_sync(diff) == []

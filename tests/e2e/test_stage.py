@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from liveroom.client import LiveroomClient
-from tests.conftest import Connect
+import pytest
+
+from liveroom.app import SESSIONS, RunningServer
+from liveroom.client import LiveroomClient, Refused
+from liveroom.rooms.store import SqlRoomStore
+from tests.conftest import Connect, make_token
 
 
 async def _room(host: LiveroomClient, **extra: Any) -> str:
@@ -100,3 +104,44 @@ async def test_non_members_and_unknown_rooms(connect: Connect) -> None:
     assert (await stranger.call("room:join", {"room_id": "nope"}))["error"]["code"] == "not_found"
     fan = await connect("fan")
     assert (await fan.call("room:create", {"title": "mine"}))["error"]["code"] == "forbidden"
+
+
+async def test_moderation_is_audited_before_it_is_acknowledged(
+    server: RunningServer, connect: Connect
+) -> None:
+    host = await connect("artist", host=True)
+    fan, troll = await connect("fan"), await connect("troll")
+    room_id = await _room(host)
+    for client in (host, fan, troll):
+        await client.request("room:join", {"room_id": room_id})
+    await fan.request("stage:request", {"room_id": room_id})
+    await host.request("stage:approve", {"room_id": room_id, "user_id": "fan"})
+    await fan.request("stage:unmute", {"room_id": room_id})  # new speakers start muted
+    await host.request("stage:mute", {"room_id": room_id, "user_id": "fan"})
+    await host.request("room:remove", {"room_id": room_id, "user_id": "troll", "ban": True})
+    # Read straight after the acks: written before they were sent.
+    log = await SqlRoomStore(server.app[SESSIONS]).audit_log(room_id)
+    actions = [(row.actor_id, row.action, row.target_id) for row in log]
+    assert ("artist", "approve", "fan") in actions
+    assert ("artist", "mute", "fan") in actions
+    assert ("artist", "ban", "troll") in actions
+    assert all(row.at > 0 for row in log)
+
+
+async def test_admin_bans_server_wide(server: RunningServer, connect: Connect) -> None:
+    host = await connect("artist", host=True)
+    admin = await connect("ops", admin=True)
+    troll = await connect("troll")
+    room_id = await _room(host)
+    await troll.request("room:join", {"room_id": room_id})
+    await admin.request("room:join", {"room_id": room_id})
+    denied = await host.call(
+        "room:remove", {"room_id": room_id, "user_id": "troll", "ban": True, "everywhere": True}
+    )
+    assert denied["error"]["code"] == "forbidden"
+    await admin.request(
+        "room:remove", {"room_id": room_id, "user_id": "troll", "ban": True, "everywhere": True}
+    )
+    assert (await troll.next_event("room:removed"))["ban"] is True
+    with pytest.raises(Refused, match="banned"):
+        await LiveroomClient.connect(server.url, make_token("troll"))
