@@ -1,0 +1,1 @@
+"""Audio: the room mixer, WebRTC sessions and (later) HLS, behind a narrow engine interface."""
