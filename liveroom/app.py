@@ -10,17 +10,21 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from liveroom.api import PlatformApi, error_middleware
-from liveroom.auth import TokenService
+from liveroom.auth import Identity, TokenService
 from liveroom.clock import Clock, SystemClock
 from liveroom.config import Config
 from liveroom.db.migrate import current_revision, head_revision, upgrade
 from liveroom.db.session import create_engine, is_sqlite, session_factory
 from liveroom.errors import LiveroomError
+from liveroom.media.engine import MediaEngine
+from liveroom.media.ice import ice_servers_for
+from liveroom.media.stage_audio import StageAudio
 from liveroom.ratelimit import RateLimits
 from liveroom.rooms.api import RoomsApi
 from liveroom.rooms.participation import ParticipationLog
@@ -49,6 +53,7 @@ SIO = web.AppKey("sio", LiveroomSocketServer)
 REGISTRY = web.AppKey("registry", EventRegistry)
 SIGNALING = web.AppKey("signaling", Signaling)
 ROOMS = web.AppKey("rooms", RoomService)
+AUDIO = web.AppKey("audio", StageAudio)
 
 
 class StartupError(LiveroomError):
@@ -99,6 +104,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         ParticipationLog(sessions, clock),
         sio,
         signaling.sids_of_user,
+        lambda sid: sid in signaling.connections,
         clock,
         RoomsConfig(
             limits=StageLimits(
@@ -108,7 +114,21 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
             reactions=config.reactions,
         ),
     )
-    room_events.register(registry, rooms, limits)
+    media = MediaEngine(config.ice_servers, loopback_candidates=config.ice_loopback)
+    audio = StageAudio(media, sio, rooms.presence.sids_of, clock)
+    rooms.observers.append(audio)
+
+    def media_info(identity: Identity) -> dict[str, Any]:
+        servers = ice_servers_for(
+            config.ice_servers,
+            config.turn_secret,
+            identity.user_id,
+            clock.now_ms() // 1000,
+            config.turn_ttl_s,
+        )
+        return {"mode": "webrtc", "ice_servers": servers}
+
+    room_events.register(registry, rooms, limits, audio, media_info)
     signaling.connect_guards.append(rooms.admit)
     signaling.disconnect_hooks.append(
         lambda conn: rooms.socket_closed(conn.sid, conn.identity.user_id)
@@ -124,6 +144,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app[CONFIG], app[CLOCK], app[TOKENS], app[LIMITS] = config, clock, tokens, limits
     app[ENGINE], app[SESSIONS], app[USERS] = engine, sessions, users
     app[SIO], app[REGISTRY], app[SIGNALING], app[ROOMS] = sio, registry, signaling, rooms
+    app[AUDIO] = audio
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_close_sockets)
@@ -160,8 +181,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _background(app: web.Application) -> AsyncIterator[None]:
     app[USERS].start()
     await app[ROOMS].start()
+    app[AUDIO].start()
     yield
     await app[ROOMS].stop()  # idempotent: on_shutdown stopped it already
+    await app[AUDIO].stop()
     await app[USERS].stop()
 
 

@@ -44,6 +44,10 @@ class Config:
     speaker_grace_s: float = 30.0
     host_grace_s: float = 60.0
     reactions: tuple[str, ...] = DEFAULT_REACTIONS
+    ice_servers: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl_s: int = 6 * 3600
+    ice_loopback: bool = False
     shutdown_timeout_s: float = 5.0
 
     @property
@@ -95,6 +99,8 @@ class Option:
     help: str
     parse: Callable[[str], Any] = str
     is_switch_off: bool = False  # a --no-x flag that sets a True default to False
+    is_switch_on: bool = False  # a --x flag that sets a False default to True
+    repeatable: bool = False  # a flag given once per value; comma-separated in the environment
 
     @property
     def env(self) -> str:
@@ -154,6 +160,21 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("max_message_bytes", "--max-message-bytes", "largest frame a client may send", int),
     Option(
+        "ice_servers",
+        "--ice-server",
+        "STUN/TURN URL for clients and the server (repeat)",
+        repeatable=True,
+    ),
+    Option("turn_secret", "--turn-secret", "coturn use-auth-secret key: TURN credentials per user"),
+    Option("turn_ttl_s", "--turn-ttl", "TURN credential lifetime, seconds", int),
+    Option(
+        "ice_loopback",
+        "--ice-loopback",
+        "offer only 127.0.0.1 ICE candidates (tests, demos)",
+        _bool,
+        is_switch_on=True,
+    ),
+    Option(
         "web_dir",
         "--web-dir",
         "static web client served at / (default: `web/` of the checkout)",
@@ -167,14 +188,22 @@ def add_arguments(parser: argparse.ArgumentParser, only: set[str] | None = None)
     for opt in OPTIONS:
         if only is not None and opt.name not in only:
             continue
-        if opt.is_switch_off:
+        if opt.is_switch_off or opt.is_switch_on:
             parser.add_argument(
                 opt.flag,
                 dest=opt.name,
                 action="store_const",
-                const=False,
+                const=opt.is_switch_on,
                 default=None,
                 help=f"{opt.help} [{opt.env}]",
+            )
+        elif opt.repeatable:
+            parser.add_argument(
+                opt.flag,
+                dest=opt.name,
+                action="append",
+                default=None,
+                help=f"{opt.help} [{opt.env}, comma-separated]",
             )
         else:
             parser.add_argument(
@@ -197,7 +226,15 @@ def load_config(
         raw: Any = getattr(args, opt.name, None) if args is not None else None
         if raw is None and opt.env in env:
             raw = env[opt.env]
+            if opt.repeatable:
+                raw = [part.strip() for part in raw.split(",") if part.strip()]
         if raw is None:
+            continue
+        if opt.repeatable:
+            try:
+                values[opt.name] = tuple(opt.parse(item) for item in raw)
+            except ValueError as e:
+                raise ValueError(f"{opt.flag} / {opt.env}: {e}") from None
             continue
         if isinstance(raw, str):
             try:

@@ -8,7 +8,11 @@ single-machine demo) switches it to offer 127.0.0.1 *only*, so no packet leaves 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Sequence
+from typing import Any
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
@@ -30,3 +34,26 @@ def use_loopback_candidates(on: bool) -> None:
 
 def rtc_configuration(urls: Sequence[str]) -> RTCConfiguration:
     return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in urls])
+
+
+def turn_credentials(secret: str, user_id: str, expires_s: int) -> tuple[str, str]:
+    """coturn ``use-auth-secret`` (TURN REST) credentials: ``expiry:user`` and its HMAC-SHA1."""
+    username = f"{expires_s}:{user_id}"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return username, base64.b64encode(digest).decode()
+
+
+def ice_servers_for(
+    urls: Sequence[str], turn_secret: str | None, user_id: str, now_s: int, ttl_s: int
+) -> list[dict[str, Any]]:
+    """The join ack's ``media.ice_servers``: STUN as configured, TURN with time-limited
+    credentials when a shared secret is set."""
+    servers: list[dict[str, Any]] = []
+    for url in urls:
+        entry: dict[str, Any] = {"urls": url}
+        if turn_secret and url.startswith(("turn:", "turns:")):
+            entry["username"], entry["credential"] = turn_credentials(
+                turn_secret, user_id, now_s + ttl_s
+            )
+        servers.append(entry)
+    return servers

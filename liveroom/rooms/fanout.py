@@ -48,6 +48,8 @@ class Emitter(Protocol):
 
     async def leave_room(self, sid: str, room: str) -> None: ...
 
+    async def disconnect(self, sid: str) -> None: ...
+
 
 @dataclass
 class Throttle:
@@ -111,6 +113,11 @@ class Due:
 
     def forget(self, room_id: str) -> None:
         self.rooms.pop(room_id, None)
+
+    def retain(self, open_rooms: set[str]) -> None:
+        """Forget rooms that are no longer open (a late change may have re-created one)."""
+        for room_id in [r for r in self.rooms if r not in open_rooms]:
+            del self.rooms[room_id]
 
     def counts_due(self, now: float, counts: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
         due = []

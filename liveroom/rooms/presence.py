@@ -20,12 +20,14 @@ class Member:
     verified: bool
     market: str | None
     joined_at: int
+    admin: bool = False
     sids: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
 class RoomPresence:
     members: dict[str, Member] = field(default_factory=dict)
+    admins: int = 0
 
 
 class Presence:
@@ -45,13 +47,15 @@ class Presence:
         verified: bool,
         market: str | None,
         now_ms: int,
+        admin: bool = False,
     ) -> bool:
         """Add ``sid`` to the room; True when ``user_id`` was not present before."""
         room = self._rooms.setdefault(room_id, RoomPresence())
         member = room.members.get(user_id)
         first = member is None
         if member is None:
-            member = room.members[user_id] = Member(user_id, name, verified, market, now_ms)
+            member = room.members[user_id] = Member(user_id, name, verified, market, now_ms, admin)
+            room.admins += admin
         member.sids.add(sid)
         self._rooms_of_sid.setdefault(sid, set()).add(room_id)
         return first
@@ -71,6 +75,7 @@ class Presence:
         if member.sids:
             return None
         del room.members[user_id]
+        room.admins -= member.admin
         if not room.members:
             del self._rooms[room_id]
         return member
@@ -95,6 +100,10 @@ class Presence:
     def member(self, room_id: str, user_id: str) -> Member | None:
         room = self._rooms.get(room_id)
         return room.members.get(user_id) if room else None
+
+    def admins(self, room_id: str) -> int:
+        room = self._rooms.get(room_id)
+        return room.admins if room else 0
 
     def count(self, room_id: str) -> int:
         room = self._rooms.get(room_id)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from liveroom.auth import Identity
 from liveroom.clock import Clock
 from liveroom.config import DEFAULT_REACTIONS
-from liveroom.errors import Conflict, Forbidden, Gone, Invalid, LiveroomError, NotFound
+from liveroom.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from liveroom.permissions import STAFF, Role, Standing
 from liveroom.rooms import model
 from liveroom.rooms.fanout import Due, Emitter, room_channel
@@ -28,6 +29,7 @@ from liveroom.rooms.stage import (
     SERVER,
     Actor,
     Audited,
+    Away,
     Command,
     Disconnect,
     Expire,
@@ -54,6 +56,7 @@ from liveroom.tasks import Periodic
 logger = logging.getLogger(__name__)
 
 TICK_S = 0.1
+RECENTLY_ENDED = 10_000
 _PLAIN_YOU = {"role": Role.LISTENER.value, "hand_raised": False, "invited_as": None}
 
 
@@ -75,6 +78,18 @@ class NewRoom:
 
 
 SidsOfUser = Callable[[str], set[str]]
+IsConnected = Callable[[str], bool]
+
+
+class StageObserver(Protocol):
+    """Told about every room that opens, every stage change and every member who leaves (the
+    media engine follows the stage this way without the service knowing about audio)."""
+
+    def room_opened(self, state: RoomState) -> None: ...
+
+    async def stage_changed(self, state: RoomState, events: Iterable[Any]) -> None: ...
+
+    async def member_left(self, room_id: str, user_id: str) -> None: ...
 
 
 def actor_of(identity: Identity) -> Actor:
@@ -90,6 +105,7 @@ class RoomService:
         participation: ParticipationLog,
         emitter: Emitter,
         sids_of_user: SidsOfUser,
+        connected: IsConnected,
         clock: Clock,
         config: RoomsConfig,
     ) -> None:
@@ -99,14 +115,17 @@ class RoomService:
         self._participation = participation
         self._emit = emitter
         self._sids_of_user = sids_of_user
+        self._connected = connected
         self._clock = clock
         self.config = config
         self._locks: dict[str, asyncio.Lock] = {}
+        self._ended: OrderedDict[str, None] = OrderedDict()  # commands queued on a room's lock
         self._due = Due()
         self._server_bans: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._ticker = Periodic("rooms-ticker", TICK_S, self.tick, clock)
+        self.observers: list[StageObserver] = []
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -114,8 +133,11 @@ class RoomService:
         """Rebuild open rooms from SQL (stage members away until they rejoin) and start ticking."""
         now = self._clock.now_ms()
         limits = self.config.limits
-        for state in await self._records.open_rooms():
-            self._live.put(restored(state, now, limits.speaker_grace_ms, limits.host_grace_ms))
+        for stored in await self._records.open_rooms():
+            state = restored(stored, now, limits.speaker_grace_ms, limits.host_grace_ms)
+            self._live.put(state)
+            for observer in self.observers:
+                observer.room_opened(state)
         self._server_bans = await self._records.server_bans()
         self._ticker.start()
         self._participation.start()
@@ -148,8 +170,11 @@ class RoomService:
     # --- reading ----------------------------------------------------------------------------
 
     def state(self, room_id: str) -> RoomState:
+        """An open room; ``Gone`` for one that ended on this node lately, else ``NotFound``."""
         state = self._live.get(room_id)
         if state is None:
+            if room_id in self._ended:
+                raise Gone("the room has ended")
             raise NotFound("no such room")
         return state
 
@@ -224,8 +249,14 @@ class RoomService:
             staff=new.staff,
             limits=self.config.limits,
         )
+        if state.status is RoomStatus.LIVE:
+            # Until the host joins, the room is held for them as for a host who dropped.
+            grace = self.config.limits.host_grace_ms
+            state = replace(state, away=(Away(state.host, now + grace),))
         await self._records.save(state, now_ms=now)
         self._live.put(state)
+        for observer in self.observers:
+            observer.room_opened(state)
         logger.info("user %s created room %s (%s)", identity.user_id, state.id, state.status)
         return self.view_for(state, identity.user_id)
 
@@ -233,26 +264,34 @@ class RoomService:
         self, sid: str, identity: Identity, room_id: str, market: str | None
     ) -> dict[str, Any]:
         actor = actor_of(identity)
+        market = identity.market or market
         async with self._lock(room_id):
             state = self.state(room_id)
             if self.is_banned(state, identity.user_id):
                 raise Forbidden("you are banned from this room")
             state, events = await self._apply_locked(state, Join(), actor)
+            # The socket may have closed while this join waited (lock, SQL). Checked with no
+            # await before presence.enter: from here on its disconnect sees this room.
+            if not self._connected(sid):
+                if not self.presence.is_present(room_id, identity.user_id):
+                    state, more = await self._apply_locked(state, Disconnect(), actor)
+                    events += more
+                await self._tell(state, events)
+                raise Gone("the connection closed while joining")
             first = self.presence.enter(
                 room_id,
                 sid,
                 identity.user_id,
                 identity.name,
                 verified=identity.verified,
-                market=identity.market or market,
+                market=market,
                 now_ms=self._clock.now_ms(),
+                admin=identity.grants.admin,
             )
-            await self._emit.enter_room(sid, room_channel(room_id))
+        await self._emit.enter_room(sid, room_channel(room_id))
         if first:
             role = model.role_of(state, identity.user_id) or Role.LISTENER
-            self._participation.joined(
-                room_id, identity.user_id, role.value, identity.market or market
-            )
+            self._participation.joined(room_id, identity.user_id, role.value, market)
         await self._tell(state, events)
         view = self.view_for(state, identity.user_id, admin=identity.grants.admin)
         self._later(self._emit.emit("room:state", view, to=sid))
@@ -268,16 +307,33 @@ class RoomService:
     async def socket_closed(self, sid: str, user_id: str) -> None:
         for room_id in self.presence.rooms_of(sid):
             member = self.presence.exit(room_id, sid, user_id)
-            if member is not None and not self._stopping:
+            if member is None or self._stopping:
+                continue
+            try:
                 await self._departed(room_id, member, Disconnect())
+            except Exception:  # one room's trouble must not leave ghosts in the others
+                logger.exception("user %s leaving room %s failed", user_id, room_id)
 
     async def _departed(self, room_id: str, member: Member, command: Command) -> None:
         self._participation.left(room_id, member.user_id)
+        for observer in self.observers:
+            await observer.member_left(room_id, member.user_id)
         state = self._live.get(room_id)
         # Plain listeners are not in the stage state: their leaving costs no lock and no apply.
         if state is None or not any(p.id == member.user_id for p in state.people):
             return
-        await self.apply(room_id, command, Actor(member.user_id, member.name, member.verified))
+        actor = Actor(member.user_id, member.name, member.verified)
+        async with self._lock(room_id):
+            if self.presence.is_present(room_id, member.user_id):
+                return  # back on another socket while this waited: they have not left
+            current = self._live.get(room_id)
+            if current is None:
+                return  # the room ended meanwhile
+            try:
+                state, events = await self._apply_locked(current, command, actor)
+            except Gone:
+                return
+        await self._tell(state, events)
 
     async def apply(self, room_id: str, command: Command, actor: Actor) -> RoomState:
         """Run one stage command for ``actor``: write, then tell. Raises on refusal."""
@@ -292,14 +348,15 @@ class RoomService:
         await self.apply(room_id, Invite(user_id, role, invitee), actor)
 
     async def remind(self, identity: Identity, room_id: str, on: bool) -> None:
-        state = self.state(room_id)
-        if state.status is not RoomStatus.SCHEDULED:
-            raise Conflict("reminders are for scheduled rooms")
-        await self._records.set_reminder(room_id, identity.user_id, on, self._clock.now_ms())
+        async with self._lock(room_id):  # a start waits for this write, so it sees it
+            if self.state(room_id).status is not RoomStatus.SCHEDULED:
+                raise Conflict("reminders are for scheduled rooms")
+            await self._records.set_reminder(room_id, identity.user_id, on, self._clock.now_ms())
 
     async def ban_everywhere(self, actor: Identity, user_id: str) -> None:
         """An admin's server-wide ban: written, then the user is removed (and banned) from every
-        room they are in or hold a seat in, through the stage model like any removal."""
+        room they are in or hold a seat in, through the stage model like any removal; a room
+        they host is handed over or ended as if they left; their sockets are closed."""
         await self._records.ban_everywhere(user_id, actor.user_id, self._clock.now_ms())
         self._server_bans.add(user_id)
         for state in self._live:
@@ -307,10 +364,17 @@ class RoomService:
             if not seated and not self.presence.is_present(state.id, user_id):
                 continue
             try:
-                await self.apply(state.id, Remove(user_id, ban=True), actor_of(actor))
-            except LiveroomError as e:  # e.g. they host that room: out of it all the same
-                logger.warning("server ban of user %s in room %s: %s", user_id, state.id, e.message)
-                await self._kick(state.id, user_id, ban=True)
+                if state.host == user_id:
+                    member = self.presence.member(state.id, user_id)
+                    await self._kick(state.id, user_id, ban=True)
+                    name = member.name if member else user_id
+                    await self.apply(state.id, Leave(), Actor(user_id, name))
+                else:
+                    await self.apply(state.id, Remove(user_id, ban=True), actor_of(actor))
+            except Exception:
+                logger.exception("server ban of user %s in room %s", user_id, state.id)
+        for sid in self._sids_of_user(user_id):
+            await self._emit.disconnect(sid)
 
     def react(self, room_id: str, emoji: str) -> None:
         if emoji not in self.config.reactions:
@@ -345,16 +409,25 @@ class RoomService:
     ) -> tuple[RoomState, list[Any]]:
         now = self._clock.now_ms()
         new, events = model.apply(state, command, actor, now, self.config.limits)
-        if new is state:
-            return state, events
         bans = [(e.user_id, actor.id or None) for e in events if isinstance(e, Removed) and e.ban]
         audit = [e for e in events if isinstance(e, Audited)]
         if bans or audit or durable_changed(state, new):
             await self._records.save(new, new_bans=bans, audit=audit, now_ms=now)
-        self._live.put(new)
+        if new is state:
+            return state, events
+        if new.status is RoomStatus.ENDED:
+            self._live.drop(new.id)  # from now on the room answers `gone`
+            self._ended[new.id] = None
+            while len(self._ended) > RECENTLY_ENDED:
+                self._ended.popitem(last=False)
+        else:
+            self._live.put(new)
         return new, events
 
-    async def _tell(self, state: RoomState, events: Iterable[Any]) -> None:
+    async def _tell(self, state: RoomState, events: list[Any]) -> None:
+        if events:
+            for observer in self.observers:
+                await observer.stage_changed(state, events)
         for event in events:
             match event:
                 case StageChanged(audience=audience, users=users):
@@ -383,6 +456,8 @@ class RoomService:
         sids = self.presence.sids_of(room_id, user_id)
         self.presence.remove_user(room_id, user_id)
         self._participation.left(room_id, user_id)
+        for observer in self.observers:
+            await observer.member_left(room_id, user_id)
         for sid in sids:
             await self._emit.emit("room:removed", {"room_id": room_id, "ban": ban}, to=sid)
             await self._emit.leave_room(sid, room_channel(room_id))
@@ -406,14 +481,22 @@ class RoomService:
                 await self._emit.emit("room:started", payload, to=sid)
 
     def _staff_ids(self, state: RoomState) -> list[str]:
-        return [state.host, *state.cohosts, *state.moderators]
+        """Host, co-hosts, moderators, and admins present (they act as host anywhere)."""
+        staff = [state.host, *state.cohosts, *state.moderators]
+        if self.presence.admins(state.id):
+            staff += [
+                m.user_id
+                for m in self.presence.members(state.id)
+                if m.admin and m.user_id not in staff
+            ]
+        return staff
 
     async def _send_staff_views(self, state: RoomState) -> None:
         count = self.presence.count(state.id)
         for user_id in self._staff_ids(state):
             sids = self.presence.sids_of(state.id, user_id)
             if sids:
-                view = snapshot(state, user_id, count)
+                view = snapshot(state, user_id, count, admin=True)
                 for sid in sids:
                     await self._emit.emit("room:state", view, to=sid)
 
@@ -465,6 +548,12 @@ class RoomService:
             open_room = self._live.get(room_id)
             if open_room is not None:
                 await self._send_audience_view(open_room)
+        open_ids = {s.id for s in self._live}
+        self._due.retain(open_ids)
+        for room_id in [
+            r for r, lock in self._locks.items() if r not in open_ids and not lock.locked()
+        ]:
+            del self._locks[room_id]
         counts = ((s.id, self.presence.count(s.id)) for s in self._live)
         for room_id, listeners in self._due.counts_due(now, counts):
             await self._emit.emit(

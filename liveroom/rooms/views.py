@@ -67,6 +67,7 @@ def room_view(state: RoomState, listener_count: int, *, staff: bool) -> dict[str
         "request_count": len(state.requests),
         "listener_count": listener_count,
         "settings": settings_view(state.settings),
+        "version": state.version,
     }
     if staff:
         view["requests"] = users(state.requests)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from liveroom.auth import Identity
 from liveroom.errors import Forbidden
+from liveroom.media.stage_audio import StageAudio
 from liveroom.permissions import Role, Scope
 from liveroom.ratelimit import RateLimits
+from liveroom.rooms import model
 from liveroom.rooms.service import NewRoom, RoomService, actor_of
 from liveroom.rooms.stage import (
     Accept,
@@ -108,11 +110,25 @@ class MembersPayload(RoomRef):
     cursor: str | None = Field(default=None, max_length=200)
 
 
+class RtcOffer(RoomRef):
+    sdp: str = Field(min_length=1, max_length=20_000)
+    type: Literal["offer"]
+
+
 class React(RoomRef):
     emoji: str = Field(min_length=1, max_length=16)
 
 
-def register(registry: EventRegistry, rooms: RoomService, limits: RateLimits) -> None:
+MediaInfo = Callable[[Identity], dict[str, Any]]
+
+
+def register(
+    registry: EventRegistry,
+    rooms: RoomService,
+    limits: RateLimits,
+    audio: StageAudio,
+    media_info: MediaInfo,
+) -> None:
     """Add the room events and the resolver that finds a user's standing in a room."""
 
     async def resolve(identity: Identity, payload: Payload) -> Subject:
@@ -143,8 +159,12 @@ def register(registry: EventRegistry, rooms: RoomService, limits: RateLimits) ->
 
     async def join(ctx: EventContext, p: JoinRoom) -> Ack:
         room = await rooms.join(ctx.sid, ctx.identity, p.room_id, p.market)
-        # Audio arrives with the media engine; until then no media path is offered.
-        return {"room": room, "media": {"mode": "none", "ice_servers": []}}
+        return {"room": room, "media": media_info(ctx.identity)}
+
+    async def rtc_offer(ctx: EventContext, p: RtcOffer) -> Ack:
+        state = rooms.state(p.room_id)
+        role = model.role_of(state, ctx.identity.user_id) or Role.LISTENER
+        return await audio.offer(state, ctx.identity.user_id, role, p.sdp, p.type)
 
     async def leave(ctx: EventContext, p: RoomRef) -> Ack:
         await rooms.leave(ctx.sid, ctx.identity, p.room_id)
@@ -203,6 +223,7 @@ def register(registry: EventRegistry, rooms: RoomService, limits: RateLimits) ->
     registry.add("room:remove", RemovePayload, remove)
     registry.add("stage:invite", InvitePayload, invite)
     registry.add("react", React, react)
+    registry.add("rtc:offer", RtcOffer, rtc_offer)
     _stage_commands(registry, rooms)
 
 

@@ -138,3 +138,16 @@ async def test_host_alone_past_the_grace_period_ends_the_room(
     await fake_clock.advance(61)
     assert (await fan.next_event("room:ended"))["room_id"] == room_id
     await fan.close()
+
+
+async def test_a_live_room_whose_host_never_joins_ends(
+    clocked: RunningServer, fake_clock: FakeClock
+) -> None:
+    host = await _client(clocked, "artist", host=True)
+    room_id = (await host.request("room:create", {"title": "Forgotten"}))["room"]["id"]
+    await eventually(lambda: fake_clock.sleepers > 0)
+    await fake_clock.advance(61)
+    await eventually(lambda: clocked.app[ROOMS]._live.get(room_id) is None)
+    ack = await host.call("room:join", {"room_id": room_id})
+    assert ack["error"]["code"] == "gone"
+    await host.close()

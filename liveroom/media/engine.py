@@ -1,0 +1,91 @@
+"""The media engine behind a narrow boundary.
+
+The rest of the server opens and closes rooms, hands over offers and gets answers, says who is
+audible, and reads speaking levels; it never touches an aiortc object. That keeps the engine
+movable into its own worker process when signaling load would make mixer ticks late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from liveroom.errors import Conflict
+from liveroom.media.ice import use_loopback_candidates
+from liveroom.media.room import RoomMedia
+
+
+class LevelWindow:
+    """The loudest level of each speaker since the last :meth:`take`, per room."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, dict[str, float]] = {}
+
+    def add(self, room_id: str, levels: Mapping[str, float]) -> None:
+        room = self._rooms.setdefault(room_id, {})
+        for user_id, level in levels.items():
+            room[user_id] = max(level, room.get(user_id, -127.0))
+
+    def take(self, room_id: str) -> dict[str, float]:
+        return self._rooms.pop(room_id, {})
+
+    def forget(self, room_id: str) -> None:
+        self._rooms.pop(room_id, None)
+
+
+class MediaEngine:
+    def __init__(self, ice_urls: Sequence[str] = (), *, loopback_candidates: bool = False) -> None:
+        self._ice_urls = list(ice_urls)
+        self._rooms: dict[str, RoomMedia] = {}
+        self.levels = LevelWindow()
+        if loopback_candidates:
+            use_loopback_candidates(True)
+
+    def open_room(self, room_id: str) -> None:
+        if room_id not in self._rooms:
+            room = RoomMedia(room_id, self._ice_urls, self.levels.add)
+            self._rooms[room_id] = room
+            room.start()
+
+    async def close_room(self, room_id: str) -> None:
+        room = self._rooms.pop(room_id, None)
+        self.levels.forget(room_id)
+        if room is not None:
+            await room.close()
+
+    async def offer(
+        self, room_id: str, user_id: str, sdp: str, kind: str, *, may_publish: bool
+    ) -> tuple[str, str]:
+        room = self._rooms.get(room_id)
+        if room is None:
+            raise Conflict("the room has no audio: it is not live")
+        return await room.offer(user_id, sdp, kind, may_publish)
+
+    def set_audible(self, room_id: str, user_ids: frozenset[str]) -> None:
+        room = self._rooms.get(room_id)
+        if room is not None:
+            room.set_audible(user_ids)
+
+    async def drop_user(self, room_id: str, user_id: str) -> None:
+        room = self._rooms.get(room_id)
+        if room is not None:
+            await room.drop(user_id)
+
+    def is_publishing(self, room_id: str, user_id: str) -> bool:
+        room = self._rooms.get(room_id)
+        peer = room.peers.get(user_id) if room else None
+        return peer is not None and peer.publishing
+
+    def room(self, room_id: str) -> RoomMedia | None:
+        return self._rooms.get(room_id)
+
+    @property
+    def peer_connections(self) -> int:
+        return sum(len(r.peers) for r in self._rooms.values())
+
+    @property
+    def open_rooms(self) -> int:
+        return len(self._rooms)
+
+    async def close(self) -> None:
+        for room_id in list(self._rooms):
+            await self.close_room(room_id)

@@ -1,0 +1,203 @@
+"""One room's media: its peer connections, its speakers' decoded audio and its mixer clock.
+
+Every 20 ms the mixer takes one frame from each audible speaker's small buffer (none → silence;
+it never waits), mixes, encodes the program mix **once** into the program feed that every
+listener's sender reads, and encodes one mix-minus per stage member (≤ 13). Everything this
+object starts — peer connections, the inbound readers, the clock — it also stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import av
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import SessionDescription
+
+from liveroom.errors import Invalid
+from liveroom.media.feed import FeedTrack, PacketFeed
+from liveroom.media.ice import rtc_configuration
+from liveroom.media.mixer import FRAME_MS, FRAME_SAMPLES, Mix, Pcm, mix
+from liveroom.media.opus import OpusEncoder, to_pcm
+
+logger = logging.getLogger(__name__)
+
+TICK_S = FRAME_MS / 1000
+INBOUND_FRAMES = 4  # ≤ 80 ms buffered per speaker: jitter absorbed, latency bounded
+LevelsSink = Callable[[str, Mapping[str, float]], None]
+
+
+@dataclass
+class Peer:
+    """One user's peer connection in this room, and what it publishes and receives."""
+
+    user_id: str
+    pc: RTCPeerConnection
+    publishing: bool
+    inbound: deque[Pcm] = field(default_factory=lambda: deque(maxlen=INBOUND_FRAMES))
+    reader: asyncio.Task[None] | None = None
+
+
+@dataclass
+class MixerStats:
+    ticks: int = 0
+    late_ticks: int = 0
+    encodes: int = 0
+
+
+class RoomMedia:
+    def __init__(self, room_id: str, ice_urls: list[str], on_levels: LevelsSink) -> None:
+        self.room_id = room_id
+        self._ice_urls = ice_urls
+        self._on_levels = on_levels
+        self.peers: dict[str, Peer] = {}
+        self.audible: frozenset[str] = frozenset()
+        self.stats = MixerStats()
+        self.program = PacketFeed()
+        self._program_encoder = OpusEncoder()
+        self._minus: dict[str, tuple[PacketFeed, OpusEncoder]] = {}
+        self._clock: asyncio.Task[None] | None = None
+
+    # --- the boundary -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._clock = asyncio.create_task(self._run(), name=f"mixer-{self.room_id}")
+
+    async def offer(self, user_id: str, sdp: str, kind: str, may_publish: bool) -> tuple[str, str]:
+        """Answer ``user_id``'s offer. A stage member's ``sendrecv`` offer publishes and receives
+        their mix-minus; anyone else receives the program mix, and any audio they send is never
+        read, let alone mixed. A new offer replaces the user's previous connection."""
+        if kind != "offer":
+            raise Invalid("type must be offer")
+        await self.drop(user_id)
+        pc = RTCPeerConnection(rtc_configuration(self._ice_urls))
+        peer = Peer(user_id, pc, publishing=False)
+        self.peers[user_id] = peer
+        try:
+            offered = _offered_audio_direction(sdp)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            transceiver = next(t for t in pc.getTransceivers() if t.kind == "audio")
+            peer.publishing = may_publish and offered == "sendrecv"
+            if peer.publishing:
+                transceiver.direction = "sendrecv"
+                transceiver.sender.replaceTrack(FeedTrack(self._minus_feed(user_id)))
+                peer.reader = asyncio.create_task(
+                    self._read(peer, transceiver.receiver.track), name=f"inbound-{user_id}"
+                )
+            else:
+                # Listeners only receive: what a listener offers to send is refused in the SDP.
+                transceiver.direction = "sendonly"
+                transceiver.sender.replaceTrack(FeedTrack(self.program))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception:
+            await self.drop(user_id)
+            raise
+        return pc.localDescription.sdp, pc.localDescription.type
+
+    def set_audible(self, user_ids: frozenset[str]) -> None:
+        """Who is in the mix from the next tick: unmuted stage members."""
+        self.audible = user_ids
+
+    async def drop(self, user_id: str) -> None:
+        peer = self.peers.pop(user_id, None)
+        minus = self._minus.pop(user_id, None)
+        if minus is not None:
+            minus[0].close()
+        if peer is None:
+            return
+        if peer.reader is not None:
+            peer.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await peer.reader
+        await peer.pc.close()
+
+    async def close(self) -> None:
+        if self._clock is not None:
+            self._clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock
+            self._clock = None
+        for user_id in list(self.peers):
+            await self.drop(user_id)
+        self.program.close()
+
+    # --- inside -----------------------------------------------------------------------------
+
+    def _minus_feed(self, user_id: str) -> PacketFeed:
+        if user_id not in self._minus:
+            self._minus[user_id] = (PacketFeed(), OpusEncoder())
+        return self._minus[user_id][0]
+
+    async def _read(self, peer: Peer, track: MediaStreamTrack) -> None:
+        """Decode one speaker's track into their bounded buffer (oldest dropped when full)."""
+        try:
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, av.AudioFrame):
+                    pcm = to_pcm(frame)
+                    for start in range(0, len(pcm) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+                        peer.inbound.append(pcm[start : start + FRAME_SAMPLES])
+        except MediaStreamError:
+            return
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        tick = 0
+        while True:
+            try:
+                self._tick(tick)
+            except Exception:
+                logger.exception("mixer tick failed in room %s", self.room_id)
+            tick += 1
+            delay = started + tick * TICK_S - loop.time()
+            if delay < -TICK_S:
+                # More than a tick behind: count it, and re-anchor rather than burst to catch up.
+                self.stats.late_ticks += 1
+                started = loop.time() - tick * TICK_S
+                delay = 0
+            await asyncio.sleep(max(0.0, delay))
+
+    def _tick(self, tick: int) -> Mix:
+        frames = {}
+        for user_id, peer in self.peers.items():
+            if peer.publishing and peer.inbound:
+                frame = peer.inbound.popleft()
+                if user_id in self.audible:
+                    frames[user_id] = frame
+        stage = [u for u, p in self.peers.items() if p.publishing]
+        result = mix(frames, self.audible, stage)
+        pts = tick * FRAME_SAMPLES
+        packet = self._program_encoder.encode(result.program, pts)
+        if packet is not None:
+            self.program.publish(packet)
+        for user_id in stage:
+            feed, encoder = self._minus[user_id]
+            minus_packet = encoder.encode(result.minus[user_id], pts)
+            if minus_packet is not None:
+                feed.publish(minus_packet)
+        self.stats.ticks += 1
+        self.stats.encodes += 1 + len(stage)
+        if result.levels:
+            self._on_levels(self.room_id, result.levels)
+        return result
+
+
+def _offered_audio_direction(sdp: str) -> str:
+    try:
+        parsed = SessionDescription.parse(sdp)
+    except Exception:
+        raise Invalid("the offer is not valid SDP") from None
+    audio = [m for m in parsed.media if m.kind == "audio"]
+    if not audio:
+        raise Invalid("the offer has no audio")
+    direction = audio[0].direction or "sendrecv"
+    if direction not in {"sendrecv", "recvonly"}:
+        raise Invalid("audio must be offered sendrecv (stage) or recvonly (listening)")
+    return direction

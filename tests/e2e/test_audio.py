@@ -1,0 +1,181 @@
+"""Audio through a real server with real aiortc peers on loopback, judged by what was heard
+(FFT over seconds, RTP timestamps), with slack for a loaded 2-core machine."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from liveroom.app import AUDIO, RunningServer, start_server
+from liveroom.client import LiveroomClient
+from liveroom.client.audio import AudioSession, Recording, ToneTrack, open_audio
+from liveroom.config import Config
+from liveroom.media.ice import use_loopback_candidates
+from liveroom.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
+from tests.conftest import make_token
+
+A_HZ, B_HZ = 440, 660
+
+
+@pytest.fixture
+async def audio_server(config: Config) -> AsyncIterator[RunningServer]:
+    running = await start_server(replace(config, ice_loopback=True))
+    yield running
+    await running.stop()
+    use_loopback_candidates(False)
+
+
+def band(samples: np.ndarray, hz: float) -> float:
+    """Share of the spectrum's energy within ±15 Hz of ``hz``."""
+    if len(samples) < SAMPLE_RATE // 4:
+        return 0.0
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * np.hanning(len(samples)))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
+    total = float(spectrum.sum()) or 1.0
+    return float(spectrum[(freqs > hz - 15) & (freqs < hz + 15)].sum()) / total
+
+
+async def until_heard(recording: Recording, seconds: float, timeout: float = 20) -> None:
+    async with asyncio.timeout(timeout):
+        while recording.seconds < seconds:
+            await asyncio.sleep(0.05)
+
+
+class Stage:
+    """A live room: host A speaking 440 Hz, speaker B 660 Hz, listener L recording."""
+
+    def __init__(self, server: RunningServer) -> None:
+        self.server = server
+        self.clients: list[LiveroomClient] = []
+        self.sessions: list[AudioSession] = []
+
+    async def client(self, user: str, *, host: bool = False) -> LiveroomClient:
+        client = await LiveroomClient.connect(self.server.url, make_token(user, host=host))
+        self.clients.append(client)
+        return client
+
+    async def audio(self, client: LiveroomClient, hz: float | None) -> AudioSession:
+        session = await open_audio(client, self.room_id, publish=ToneTrack(hz) if hz else None)
+        self.sessions.append(session)
+        return session
+
+    async def setup(self) -> None:
+        self.a = await self.client("a", host=True)
+        self.room_id = (await self.a.request("room:create", {"title": "Tones"}))["room"]["id"]
+        joined = await self.a.request("room:join", {"room_id": self.room_id})
+        assert joined["media"]["mode"] == "webrtc"
+        self.b = await self.client("b")
+        self.listener = await self.client("l")
+        for c in (self.b, self.listener):
+            await c.request("room:join", {"room_id": self.room_id})
+        await self.a.request(
+            "stage:invite", {"room_id": self.room_id, "user_id": "b", "role": "speaker"}
+        )
+        await self.b.request("stage:accept", {"room_id": self.room_id})
+        for c in (self.a, self.b):  # new microphones start muted
+            await c.request("stage:unmute", {"room_id": self.room_id})
+        self.a_audio = await self.audio(self.a, A_HZ)
+        self.b_audio = await self.audio(self.b, B_HZ)
+        self.l_audio = await self.audio(self.listener, None)
+
+    async def close(self) -> None:
+        for session in self.sessions:
+            await session.close()
+        await asyncio.gather(*(c.close() for c in self.clients))
+
+
+@pytest.fixture
+async def stage(audio_server: RunningServer) -> AsyncIterator[Stage]:
+    room = Stage(audio_server)
+    await room.setup()
+    yield room
+    await room.close()
+
+
+async def test_listener_hears_both_speakers_without_gaps(stage: Stage) -> None:
+    heard = stage.l_audio.recording
+    await until_heard(heard, 6)
+    pcm = heard.pcm()[SAMPLE_RATE : 6 * SAMPLE_RATE]  # past the first second's set-up
+    assert band(pcm, A_HZ) > 0.2
+    assert band(pcm, B_HZ) > 0.2
+    stamps = np.array(heard.stamps)
+    later = stamps[stamps >= stamps[0] + SAMPLE_RATE]
+    assert np.max(np.diff(later)) <= 3 * FRAME_SAMPLES  # no gap over 60 ms of RTP time
+
+
+async def test_speaking_levels_reach_the_room_at_most_4_per_second(stage: Stage) -> None:
+    started = time.monotonic()
+    await until_heard(stage.l_audio.recording, 3)
+    loud = await stage.listener.next_event(
+        "speaking", lambda e: {"a", "b"} <= set(e["levels"]), timeout=10
+    )
+    assert loud["room_id"] == stage.room_id
+    assert all(-40 < loud["levels"][u] <= 0 for u in ("a", "b"))
+    # Steady tones: a few messages as the speakers come in, none while nothing changes.
+    sent = len(stage.listener.events("speaking")) + 1
+    assert sent <= 4 * (time.monotonic() - started) + 1
+
+
+async def test_speakers_hear_each_other_but_not_themselves(stage: Stage) -> None:
+    await until_heard(stage.a_audio.recording, 4)
+    await until_heard(stage.b_audio.recording, 4)
+    a_hears = stage.a_audio.recording.pcm()[SAMPLE_RATE:]
+    b_hears = stage.b_audio.recording.pcm()[SAMPLE_RATE:]
+    assert band(a_hears, B_HZ) > 0.5
+    assert band(a_hears, A_HZ) < 0.01
+    assert band(b_hears, A_HZ) > 0.5
+    assert band(b_hears, B_HZ) < 0.01
+
+
+async def test_mute_unmute_and_demote_act_within_half_a_second(stage: Stage) -> None:
+    heard = stage.l_audio.recording
+    await until_heard(heard, 3)
+
+    async def window_after(action_at: float, seconds: float = 1.5) -> np.ndarray:
+        start = heard.sample_at(action_at) + SAMPLE_RATE // 2  # half a second of audio later
+        await until_heard(heard, (start / SAMPLE_RATE) + seconds)
+        return heard.pcm()[start : start + int(seconds * SAMPLE_RATE)]
+
+    await stage.a.request("stage:mute", {"room_id": stage.room_id, "user_id": "b"})
+    muted = await window_after(time.monotonic())
+    assert band(muted, B_HZ) < 0.01
+    assert band(muted, A_HZ) > 0.5
+
+    await stage.b.request("stage:unmute", {"room_id": stage.room_id})
+    back = await window_after(time.monotonic())
+    assert band(back, B_HZ) > 0.2
+
+    await stage.a.request("stage:demote", {"room_id": stage.room_id, "user_id": "b"})
+    restart = await stage.b.next_event("rtc:restart")
+    assert restart["room_id"] == stage.room_id
+    demoted = await window_after(time.monotonic())
+    assert band(demoted, B_HZ) < 0.01
+
+
+async def test_a_listener_offering_to_publish_is_never_mixed(stage: Stage) -> None:
+    intruder = await stage.client("intruder")
+    await intruder.request("room:join", {"room_id": stage.room_id})
+    await stage.audio(intruder, 880)  # sendrecv offer from a listener
+    heard = stage.l_audio.recording
+    start = heard.sample_at(time.monotonic())
+    await until_heard(heard, start / SAMPLE_RATE + 3)
+    assert band(heard.pcm()[start:], 880) < 0.01
+
+
+async def test_ending_the_room_leaves_no_peer_or_mixer_behind(
+    stage: Stage, audio_server: RunningServer
+) -> None:
+    engine = audio_server.app[AUDIO].engine
+    assert engine.open_rooms == 1
+    assert engine.peer_connections == 3
+    await stage.a.request("room:end", {"room_id": stage.room_id})
+    await stage.listener.next_event("room:ended")
+    assert engine.open_rooms == 0
+    assert engine.peer_connections == 0
+    mixers = [t for t in asyncio.all_tasks() if t.get_name().startswith("mixer-")]
+    assert mixers == []
