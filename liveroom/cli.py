@@ -13,6 +13,7 @@ from pathlib import Path
 from liveroom import __version__, permissions_doc
 from liveroom.app import StartupError, start_server
 from liveroom.auth import Grants, Identity, TokenService, clean_name, normalise_market
+from liveroom.client import CallFailed, Refused
 from liveroom.clock import SystemClock
 from liveroom.config import Config, add_arguments, load_config
 from liveroom.db.migrate import head_revision, upgrade
@@ -50,6 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     up = db_sub.add_parser("upgrade", help="apply migrations up to the current schema")
     add_arguments(up, only={"data_dir", "database_url", "log_level"})
 
+    bot = sub.add_parser("bot", help="a scripted member: play a file into a room, or record it")
+    bot.add_argument("--server", required=True, help="e.g. http://127.0.0.1:8080")
+    bot.add_argument("--token", required=True)
+    bot.add_argument("--room", required=True, help="room id")
+    mode = bot.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--play", type=Path, help="audio file to publish from the bot's stage role")
+    mode.add_argument("--listen", action="store_true", help="only listen")
+    bot.add_argument("--record", type=Path, help="write what the bot hears to this WAV file")
+    bot.add_argument("--seconds", type=float, help="stop after this long (default: run on)")
+    bot.add_argument(
+        "--ice-loopback",
+        action="store_true",
+        help="offer 127.0.0.1 candidates only (a server on this machine)",
+    )
+
     docs = sub.add_parser("docs", help="print generated documentation")
     docs.add_argument("which", choices=["permissions", "limits"])
     return parser
@@ -58,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "bot":
+        return _bot(args)
     if args.command == "docs":
         sys.stdout.write(
             permissions_doc.render() if args.which == "permissions" else render_limits_doc()
@@ -82,6 +100,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LiveroomError, ValueError) as e:  # bad input or configuration: say it plainly
         print(f"liveroom: {e}", file=sys.stderr)
         return 2
+
+
+def _bot(args: argparse.Namespace) -> int:
+    from liveroom.client.bot import BotPlan, run_bot  # noqa: PLC0415  (aiortc only when needed)
+    from liveroom.media.ice import use_loopback_candidates  # noqa: PLC0415
+
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.play is not None and not args.play.is_file():
+        print(f"liveroom: no such file: {args.play}", file=sys.stderr)
+        return 2
+    use_loopback_candidates(args.ice_loopback)
+    plan = BotPlan(
+        args.server.rstrip("/"), args.token, args.room, args.play, args.record, args.seconds
+    )
+    try:
+        return asyncio.run(run_bot(plan))
+    except CallFailed as e:
+        print(f"liveroom: {e}", file=sys.stderr)
+        return 1
+    except Refused as e:
+        print(f"liveroom: connection refused: {e.reason}", file=sys.stderr)
+        return 1
 
 
 def _token(config: Config, args: argparse.Namespace) -> str:

@@ -121,7 +121,7 @@ class LiveroomClient:
             self._inbox.pop(name, None)
 
     async def next_event(
-        self, name: str, predicate: Predicate | None = None, *, timeout: float = 10
+        self, name: str, predicate: Predicate | None = None, *, timeout: float | None = 10
     ) -> dict[str, Any]:
         """Take the oldest ``name`` event (matching ``predicate``), waiting for one to arrive."""
 

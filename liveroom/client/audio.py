@@ -115,9 +115,11 @@ async def open_audio(
     *,
     publish: MediaStreamTrack | None = None,
     ice_servers: Sequence[dict[str, Any]] = (),
+    into: Recording | None = None,
     timeout: float = 15,
 ) -> AudioSession:
-    """Negotiate audio for ``room_id`` and start recording what is received."""
+    """Negotiate audio for ``room_id`` and start recording what is received (into ``into``, to
+    keep one recording across renegotiations)."""
     pc = RTCPeerConnection(rtc_configuration([str(s["urls"]) for s in ice_servers]))
     if publish is not None:
         pc.addTrack(publish)
@@ -142,5 +144,5 @@ async def open_audio(
     except BaseException:
         await pc.close()
         raise
-    recording = Recording()
+    recording = into if into is not None else Recording()
     return AudioSession(pc, recording, asyncio.create_task(record(track, recording)))
