@@ -119,7 +119,8 @@ class RoomService:
         self._clock = clock
         self.config = config
         self._locks: dict[str, asyncio.Lock] = {}
-        self._ended: OrderedDict[str, None] = OrderedDict()  # commands queued on a room's lock
+        # Rooms that ended lately: commands that were queued on their lock answer `gone`.
+        self._ended: OrderedDict[str, None] = OrderedDict()
         self._due = Due()
         self._server_bans: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -191,7 +192,8 @@ class RoomService:
         """The user's standing in an open room (for the permission check)."""
         state = self._live.get(room_id)
         if state is None:
-            await self.find(room_id)  # NotFound for unknown ids
+            if room_id not in self._ended:
+                await self.find(room_id)  # NotFound for unknown ids
             raise Gone("the room has ended")
         # Staff act by their role, joined or not (a host starts a scheduled room from the
         # lobby); anyone else is a member only while present.
@@ -213,9 +215,6 @@ class RoomService:
 
     def is_banned(self, state: RoomState, user_id: str) -> bool:
         return user_id in state.banned or user_id in self._server_bans
-
-    def is_server_banned(self, user_id: str) -> bool:
-        return user_id in self._server_bans
 
     def view_for(
         self, state: RoomState, user_id: str | None, *, admin: bool = False
@@ -264,7 +263,8 @@ class RoomService:
         self, sid: str, identity: Identity, room_id: str, market: str | None
     ) -> dict[str, Any]:
         actor = actor_of(identity)
-        market = identity.market or market
+        # A guest cannot choose its own market (rankings per market must not be gamed).
+        market = identity.market or (None if identity.guest else market)
         async with self._lock(room_id):
             state = self.state(room_id)
             if self.is_banned(state, identity.user_id):
