@@ -25,8 +25,15 @@ IO_LIBRARIES = {
     "requests",
     "httpx",
 }
-PURE = sorted([*PACKAGE.rglob("model.py"), PACKAGE / "permissions.py", PACKAGE / "errors.py",
-               PACKAGE / "rooms" / "stage.py", PACKAGE / "media" / "mixer.py"])
+PURE = sorted(
+    [
+        *PACKAGE.rglob("model.py"),
+        PACKAGE / "permissions.py",
+        PACKAGE / "errors.py",
+        PACKAGE / "rooms" / "stage.py",
+        PACKAGE / "media" / "mixer.py",
+    ]
+)
 
 
 def _imports(path: Path) -> set[str]:
