@@ -37,8 +37,9 @@ class MediaEngine:
         self._ice_urls = list(ice_urls)
         self._rooms: dict[str, RoomMedia] = {}
         self.levels = LevelWindow()
-        if loopback_candidates:
-            use_loopback_candidates(True)
+        # Process-wide in aioice: set it either way, so one server's switch never leaks into
+        # the next one made in the same process.
+        use_loopback_candidates(loopback_candidates)
 
     def open_room(self, room_id: str) -> None:
         if room_id not in self._rooms:

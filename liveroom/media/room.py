@@ -45,6 +45,14 @@ class Peer:
 
 
 @dataclass
+class _Turns:
+    """One user's offers, answered in turn."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass
 class MixerStats:
     ticks: int = 0
     late_ticks: int = 0
@@ -62,6 +70,7 @@ class RoomMedia:
         self.program = PacketFeed()
         self._program_encoder = OpusEncoder()
         self._minus: dict[str, tuple[PacketFeed, OpusEncoder]] = {}
+        self._offering: dict[str, _Turns] = {}
         self._clock: asyncio.Task[None] | None = None
 
     # --- the boundary -----------------------------------------------------------------------
@@ -72,15 +81,29 @@ class RoomMedia:
     async def offer(self, user_id: str, sdp: str, kind: str, may_publish: bool) -> tuple[str, str]:
         """Answer ``user_id``'s offer. A stage member's ``sendrecv`` offer publishes and receives
         their mix-minus; anyone else receives the program mix, and any audio they send is never
-        read, let alone mixed. A new offer replaces the user's previous connection."""
+        read, let alone mixed. A new offer replaces the user's previous connection; one user's
+        offers are answered one at a time, so no connection is ever left without an owner."""
         if kind != "offer":
             raise Invalid("type must be offer")
+        offered = _offered_audio_direction(sdp)
+        turn = self._offering.setdefault(user_id, _Turns())
+        turn.users += 1
+        try:
+            async with turn.lock:
+                return await self._answer(user_id, sdp, offered, may_publish)
+        finally:
+            turn.users -= 1
+            if not turn.users:  # the last one out tidies up: the map stays bounded
+                self._offering.pop(user_id, None)
+
+    async def _answer(
+        self, user_id: str, sdp: str, offered: str, may_publish: bool
+    ) -> tuple[str, str]:
         await self.drop(user_id)
         pc = RTCPeerConnection(rtc_configuration(self._ice_urls))
         peer = Peer(user_id, pc, publishing=False)
         self.peers[user_id] = peer
         try:
-            offered = _offered_audio_direction(sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             transceiver = next(t for t in pc.getTransceivers() if t.kind == "audio")
             peer.publishing = may_publish and offered == "sendrecv"
@@ -95,7 +118,10 @@ class RoomMedia:
                 transceiver.direction = "sendonly"
                 transceiver.sender.replaceTrack(FeedTrack(self.program))
             await pc.setLocalDescription(await pc.createAnswer())
-        except Exception:
+        except ValueError as e:  # aiortc's word for an offer it cannot use (codecs, SDP)
+            await self.drop(user_id)
+            raise Invalid(f"the offer cannot be answered: {e}") from None
+        except BaseException:
             await self.drop(user_id)
             raise
         return pc.localDescription.sdp, pc.localDescription.type

@@ -179,3 +179,19 @@ async def test_ending_the_room_leaves_no_peer_or_mixer_behind(
     assert engine.peer_connections == 0
     mixers = [t for t in asyncio.all_tasks() if t.get_name().startswith("mixer-")]
     assert mixers == []
+
+
+async def test_offers_racing_each_other_leave_one_connection(stage: Stage) -> None:
+    engine_room = stage.server.app[AUDIO].engine.room(stage.room_id)
+    assert engine_room is not None
+    extra = await stage.client("racer")
+    await extra.request("room:join", {"room_id": stage.room_id})
+    sessions = await asyncio.gather(*(open_audio(extra, stage.room_id) for _ in range(3)))
+    assert "racer" in engine_room.peers
+    assert len(engine_room.peers) == 4  # a, b, the listener and one for the racer
+    for session in sessions:
+        await session.close()
+    bad = await extra.call(
+        "rtc:offer", {"room_id": stage.room_id, "sdp": "v=0\r\nnonsense", "type": "offer"}
+    )
+    assert bad["error"]["code"] == "invalid"
