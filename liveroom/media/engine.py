@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from liveroom.errors import Conflict
-from liveroom.media.ice import use_loopback_candidates
+from liveroom.media.ice import loopback_only_candidates, use_loopback_candidates
 from liveroom.media.room import RoomMedia
 
 
@@ -35,6 +35,7 @@ class LevelWindow:
 class MediaEngine:
     def __init__(self, ice_urls: Sequence[str] = (), *, loopback_candidates: bool = False) -> None:
         self._ice_urls = list(ice_urls)
+        self._loopback = loopback_candidates
         self._rooms: dict[str, RoomMedia] = {}
         self.levels = LevelWindow()
         # Process-wide in aioice: set it either way, so one server's switch never leaks into
@@ -59,6 +60,8 @@ class MediaEngine:
         room = self._rooms.get(room_id)
         if room is None:
             raise Conflict("the room has no audio: it is not live")
+        if self._loopback:
+            sdp = loopback_only_candidates(sdp)
         return await room.offer(user_id, sdp, kind, may_publish)
 
     def set_audible(self, room_id: str, user_ids: frozenset[str]) -> None:

@@ -57,3 +57,20 @@ def ice_servers_for(
             )
         servers.append(entry)
     return servers
+
+
+def loopback_only_candidates(sdp: str) -> str:
+    """``sdp`` without remote candidates off 127.0.0.1, so in loopback mode no connectivity
+    check is ever sent to another address (a browser offers all its interfaces)."""
+    lines = sdp.split("\r\n")
+    kept = [
+        line
+        for line in lines
+        if not line.startswith("a=candidate:") or _candidate_address(line) == "127.0.0.1"
+    ]
+    return "\r\n".join(kept)
+
+
+def _candidate_address(line: str) -> str:
+    parts = line.split()
+    return parts[4] if len(parts) > 4 else ""

@@ -10,7 +10,12 @@ import hmac
 import aioice.ice
 
 from liveroom.config import add_arguments, load_config
-from liveroom.media.ice import ice_servers_for, rtc_configuration, use_loopback_candidates
+from liveroom.media.ice import (
+    ice_servers_for,
+    loopback_only_candidates,
+    rtc_configuration,
+    use_loopback_candidates,
+)
 
 
 def test_no_ice_server_unless_configured() -> None:
@@ -56,3 +61,24 @@ def test_loopback_switch_offers_only_127_0_0_1() -> None:
     finally:
         use_loopback_candidates(False)
     assert "127.0.0.1" not in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+
+
+def test_loopback_mode_keeps_only_loopback_remote_candidates() -> None:
+    offer = "\r\n".join(
+        [
+            "v=0",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+            "a=candidate:1 1 udp 2122194687 127.0.0.1 47743 typ host generation 0",
+            "a=candidate:2 1 udp 2122063615 192.0.2.2 51110 typ host generation 0",
+            "a=candidate:3 1 udp 2122267903 ::1 35534 typ host generation 0",
+            "a=candidate:4 1 udp 2122267903 0e3f.local 35534 typ host generation 0",
+            "a=sendrecv",
+            "",
+        ]
+    )
+    kept = loopback_only_candidates(offer)
+    assert [line for line in kept.split("\r\n") if line.startswith("a=candidate")] == [
+        "a=candidate:1 1 udp 2122194687 127.0.0.1 47743 typ host generation 0"
+    ]
+    assert "a=sendrecv" in kept
+    assert "m=audio 9 UDP/TLS/RTP/SAVPF 111" in kept
