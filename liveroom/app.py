@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from liveroom.api import PlatformApi, error_middleware
+from liveroom.api import PlatformApi, error_middleware, security_headers
 from liveroom.auth import Identity, TokenService
 from liveroom.clock import Clock, SystemClock
 from liveroom.config import Config
@@ -77,7 +77,9 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     config = config.with_secret()
     assert config.secret is not None
     clock = clock or SystemClock()
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app = web.Application(
+        middlewares=[security_headers, error_middleware], client_max_size=1024 * 1024
+    )
 
     tokens = TokenService(config.secret, clock, config.guest_token_ttl_s)
     limits = RateLimits(config.rate_limits, clock)
