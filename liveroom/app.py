@@ -116,8 +116,9 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
             reactions=config.reactions,
         ),
     )
-    media = MediaEngine(config.ice_servers, loopback_candidates=config.ice_loopback)
-    audio = StageAudio(media, sio, rooms.presence.sids_of, clock)
+    # The server's own ICE: host candidates only. --ice-server lists what clients are given.
+    media = MediaEngine((), loopback_candidates=config.ice_loopback)
+    audio = StageAudio(media, sio, rooms.presence.sids_of, rooms.presence.is_present, clock)
     rooms.observers.append(audio)
 
     def media_info(identity: Identity) -> dict[str, Any]:

@@ -51,6 +51,9 @@ LIMITS: dict[str, LimitSpec] = {
     ),
     "connects": LimitSpec(RateLimit(60, 60), "IP", "Socket.IO connections opened"),
     "reactions": LimitSpec(RateLimit(10, 1), "user", "`react` taps (they are summed per room)"),
+    "offers": LimitSpec(
+        RateLimit(5, 10), "user", "`rtc:offer` (each makes a DTLS key and a peer connection)"
+    ),
 }
 """Every named limit, its default and its meaning; each feature adds its own here, so
 ``docs/limits.md`` (generated) lists them all."""

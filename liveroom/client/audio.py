@@ -17,11 +17,10 @@ from typing import Any
 
 import av
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from liveroom.client import LiveroomClient
-from liveroom.media.ice import rtc_configuration
 from liveroom.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, Pcm
 from liveroom.media.opus import to_pcm
 
@@ -120,7 +119,16 @@ async def open_audio(
 ) -> AudioSession:
     """Negotiate audio for ``room_id`` and start recording what is received (into ``into``, to
     keep one recording across renegotiations)."""
-    pc = RTCPeerConnection(rtc_configuration([str(s["urls"]) for s in ice_servers]))
+    pc = RTCPeerConnection(
+        RTCConfiguration(
+            iceServers=[
+                RTCIceServer(
+                    urls=s["urls"], username=s.get("username"), credential=s.get("credential")
+                )
+                for s in ice_servers
+            ]
+        )
+    )
     if publish is not None:
         pc.addTrack(publish)
     else:

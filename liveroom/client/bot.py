@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiortc.contrib.media import MediaPlayer
+from aiortc.contrib.media import MediaPlayer, MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from liveroom.client import LiveroomClient
@@ -65,6 +65,8 @@ class RoomAudio:
         self._follow: asyncio.Task[None] | None = None
 
     async def start(self, on_stage: bool) -> None:
+        # Restarts sent before this connection (for the role we already have) are stale.
+        self.client.clear("rtc:restart")
         await self._connect(on_stage)
         self._follow = asyncio.create_task(self._follow_restarts())
 
@@ -86,8 +88,13 @@ class RoomAudio:
                 "rtc:restart", lambda e: e.get("room_id") == self.room_id, timeout=None
             )
             logger.info("rtc:restart (%s): offering again", restart.get("reason"))
-            state = await self.client.request("room:join", {"room_id": self.room_id})
-            await self._connect(state["room"]["you"]["role"] in ON_STAGE)
+            try:
+                state = await self.client.request("room:join", {"room_id": self.room_id})
+                await self._connect(state["room"]["you"]["role"] in ON_STAGE)
+            except Exception:
+                logger.exception(
+                    "renegotiating in room %s failed; waiting for the next restart", self.room_id
+                )
 
     async def close(self) -> None:
         if self._follow is not None:
@@ -123,6 +130,8 @@ async def run_bot(plan: BotPlan) -> int:
     """Run one bot; the exit status for the CLI."""
     client = await LiveroomClient.connect(plan.server, plan.token)
     player = MediaPlayer(str(plan.play)) if plan.play else None
+    # Each connection gets its own subscription: closing one must not stop the player.
+    relay = MediaRelay()
     audio: RoomAudio | None = None
     try:
         joined = await client.request("room:join", {"room_id": plan.room_id})
@@ -134,7 +143,7 @@ async def run_bot(plan: BotPlan) -> int:
             client,
             plan.room_id,
             joined["media"]["ice_servers"],
-            lambda: player.audio if player else None,
+            lambda: relay.subscribe(player.audio) if player and player.audio else None,
         )
         await audio.start(on_stage=player is not None)
         if plan.seconds is not None:
@@ -146,5 +155,7 @@ async def run_bot(plan: BotPlan) -> int:
             await audio.close()
             if plan.record is not None:
                 write_wav(audio.recording, plan.record)
+        if player is not None and player.audio is not None:
+            player.audio.stop()  # ends the player's decoding thread (the relay does not)
         await client.close()
     return 0

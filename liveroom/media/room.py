@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import av
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from liveroom.errors import Invalid
+from liveroom.errors import Gone, Invalid
 from liveroom.media.feed import FeedTrack, PacketFeed
 from liveroom.media.ice import rtc_configuration
 from liveroom.media.mixer import FRAME_MS, FRAME_SAMPLES, Mix, Pcm, mix
@@ -71,6 +71,8 @@ class RoomMedia:
         self._program_encoder = OpusEncoder()
         self._minus: dict[str, tuple[PacketFeed, OpusEncoder]] = {}
         self._offering: dict[str, _Turns] = {}
+        self._epochs: dict[str, int] = {}  # bumped when a user is dropped from outside
+        self.closed = False
         self._clock: asyncio.Task[None] | None = None
 
     # --- the boundary -----------------------------------------------------------------------
@@ -99,13 +101,26 @@ class RoomMedia:
     async def _answer(
         self, user_id: str, sdp: str, offered: str, may_publish: bool
     ) -> tuple[str, str]:
-        await self.drop(user_id)
+        epoch = self._epochs.get(user_id, 0)
+        await self._close_peer(user_id)
+        if self.closed:
+            raise Gone("the room has ended")
         pc = RTCPeerConnection(rtc_configuration(self._ice_urls))
         peer = Peer(user_id, pc, publishing=False)
         self.peers[user_id] = peer
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            transceiver = next(t for t in pc.getTransceivers() if t.kind == "audio")
+            transceivers = pc.getTransceivers()
+            transceiver = next(t for t in transceivers if t.kind == "audio")
+            for other in transceivers:
+                if other is not transceiver:
+                    other.direction = "inactive"  # never a receiver nobody reads
+            opus = [
+                c
+                for c in RTCRtpSender.getCapabilities("audio").codecs
+                if c.mimeType.lower() == "audio/opus"
+            ]
+            transceiver.setCodecPreferences(opus)
             peer.publishing = may_publish and offered == "sendrecv"
             if peer.publishing:
                 transceiver.direction = "sendrecv"
@@ -119,11 +134,15 @@ class RoomMedia:
                 transceiver.sender.replaceTrack(FeedTrack(self.program))
             await pc.setLocalDescription(await pc.createAnswer())
         except ValueError as e:  # aiortc's word for an offer it cannot use (codecs, SDP)
-            await self.drop(user_id)
+            await self._close_peer(user_id)
             raise Invalid(f"the offer cannot be answered: {e}") from None
         except BaseException:
-            await self.drop(user_id)
+            await self._close_peer(user_id)
             raise
+        if self.closed or self._epochs.get(user_id, 0) != epoch:
+            # The room ended, or the user left, while this offer was being answered.
+            await self._close_peer(user_id)
+            raise Gone("no longer in the room")
         return pc.localDescription.sdp, pc.localDescription.type
 
     def set_audible(self, user_ids: frozenset[str]) -> None:
@@ -131,6 +150,33 @@ class RoomMedia:
         self.audible = user_ids
 
     async def drop(self, user_id: str) -> None:
+        """The user left (or was removed): close their connection, and any offer of theirs
+        still being answered is refused when it completes."""
+        if user_id in self._offering:
+            self._epochs[user_id] = self._epochs.get(user_id, 0) + 1
+        else:
+            self._epochs.pop(user_id, None)
+        await self._close_peer(user_id)
+
+    def unpublish(self, user_id: str) -> None:
+        """The user lost the microphone: stop reading and encoding for them at once; their
+        connection now carries the program mix until their client offers again."""
+        peer = self.peers.get(user_id)
+        if peer is None or not peer.publishing:
+            return
+        peer.publishing = False
+        peer.inbound.clear()
+        if peer.reader is not None:
+            peer.reader.cancel()
+            peer.reader = None
+        minus = self._minus.pop(user_id, None)
+        if minus is not None:
+            minus[0].close()
+        for transceiver in peer.pc.getTransceivers():
+            if transceiver.kind == "audio":
+                transceiver.sender.replaceTrack(FeedTrack(self.program))
+
+    async def _close_peer(self, user_id: str) -> None:
         peer = self.peers.pop(user_id, None)
         minus = self._minus.pop(user_id, None)
         if minus is not None:
@@ -144,6 +190,7 @@ class RoomMedia:
         await peer.pc.close()
 
     async def close(self) -> None:
+        self.closed = True
         if self._clock is not None:
             self._clock.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -184,10 +231,13 @@ class RoomMedia:
             tick += 1
             delay = started + tick * TICK_S - loop.time()
             if delay < -TICK_S:
-                # More than a tick behind: count it, and re-anchor rather than burst to catch up.
-                self.stats.late_ticks += 1
-                started = loop.time() - tick * TICK_S
-                delay = 0
+                # Behind by more than a tick: skip the lost ticks rather than burst to catch
+                # up. RTP time jumps with them, so receivers conceal the gap instead of keeping
+                # the delay.
+                lost = int(-delay // TICK_S)
+                self.stats.late_ticks += lost
+                tick += lost
+                delay = started + tick * TICK_S - loop.time()
             await asyncio.sleep(max(0.0, delay))
 
     def _tick(self, tick: int) -> Mix:
@@ -223,6 +273,8 @@ def _offered_audio_direction(sdp: str) -> str:
     audio = [m for m in parsed.media if m.kind == "audio"]
     if not audio:
         raise Invalid("the offer has no audio")
+    if not any(c.mimeType.lower() == "audio/opus" for c in audio[0].rtp.codecs):
+        raise Invalid("the offer's audio must offer Opus")
     direction = audio[0].direction or "sendrecv"
     if direction not in {"sendrecv", "recvonly"}:
         raise Invalid("audio must be offered sendrecv (stage) or recvonly (listening)")

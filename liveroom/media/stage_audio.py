@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from liveroom.clock import Clock
+from liveroom.errors import Forbidden, Gone
 from liveroom.media.engine import MediaEngine
 from liveroom.permissions import STAGE, Role
 from liveroom.rooms.fanout import Emitter, room_channel
@@ -23,7 +24,8 @@ from liveroom.rooms.stage import RoleChanged, RoomEnded, RoomState, RoomStatus
 from liveroom.tasks import Periodic
 
 SPEAKING_INTERVAL_S = 0.25
-SPEAKING_FLOOR_DBOV = -70  # quieter than this is not speaking; reported as -127
+SPEAKING_FLOOR_DBOV = -60  # quieter than this is not speaking; reported as -127
+SPEAKING_STEP_DB = 6  # levels in 6 dB steps: rings need no more, and steady speech sends less
 
 SidsInRoom = Callable[[str, str], set[str]]
 
@@ -38,7 +40,11 @@ def audible(state: RoomState) -> frozenset[str]:
 def speaking_levels(levels: dict[str, float], audible_now: frozenset[str]) -> dict[str, int]:
     """Whole dBov per audible speaker; silence and the inaudible are -127."""
     return {
-        user_id: round(level) if level >= SPEAKING_FLOOR_DBOV else -127
+        user_id: (
+            int(round(level / SPEAKING_STEP_DB) * SPEAKING_STEP_DB)
+            if level >= SPEAKING_FLOOR_DBOV
+            else -127
+        )
         for user_id, level in levels.items()
         if user_id in audible_now
     }
@@ -46,11 +52,17 @@ def speaking_levels(levels: dict[str, float], audible_now: frozenset[str]) -> di
 
 class StageAudio:
     def __init__(
-        self, engine: MediaEngine, emitter: Emitter, sids_in_room: SidsInRoom, clock: Clock
+        self,
+        engine: MediaEngine,
+        emitter: Emitter,
+        sids_in_room: SidsInRoom,
+        is_present: Callable[[str, str], bool],
+        clock: Clock,
     ) -> None:
         self.engine = engine
         self._emit = emitter
         self._sids = sids_in_room
+        self._present = is_present
         self._audible: dict[str, frozenset[str]] = {}
         self._last_levels: dict[str, dict[str, int]] = {}
         self._speaking = Periodic("speaking", SPEAKING_INTERVAL_S, self.send_levels, clock)
@@ -83,9 +95,16 @@ class StageAudio:
     async def offer(
         self, state: RoomState, user_id: str, role: Role, sdp: str, kind: str
     ) -> dict[str, str]:
+        """Answer a member's offer. Only members present in the room get a connection (staff
+        included): its owner is their presence, which closes it when they leave."""
+        if not self._present(state.id, user_id):
+            raise Forbidden("rtc:offer: join the room first")
         answer, answer_type = await self.engine.offer(
             state.id, user_id, sdp, kind, may_publish=role in STAGE
         )
+        if not self._present(state.id, user_id):  # left while the answer was made
+            await self.engine.drop_user(state.id, user_id)
+            raise Gone("no longer in the room")
         return {"sdp": answer, "type": answer_type}
 
     def _set_audible(self, state: RoomState) -> None:
@@ -100,6 +119,10 @@ class StageAudio:
             return
         had_mic = event.old_role in STAGE
         has_mic = event.new_role in STAGE
+        if not has_mic:
+            # Out of every mix already (audible set); stop decoding and encoding for them too,
+            # whether or not their client ever offers again.
+            self.engine.unpublish(room_id, event.user_id)
         if had_mic != has_mic or self.engine.is_publishing(room_id, event.user_id) != has_mic:
             reason = "on stage" if has_mic else "off stage"
             for sid in self._sids(room_id, event.user_id):

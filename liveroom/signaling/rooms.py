@@ -162,6 +162,7 @@ def register(
         return {"room": room, "media": media_info(ctx.identity)}
 
     async def rtc_offer(ctx: EventContext, p: RtcOffer) -> Ack:
+        limits.hit("offers", ctx.identity.user_id)  # each costs a DTLS key and a connection
         state = rooms.state(p.room_id)
         role = model.role_of(state, ctx.identity.user_id) or Role.LISTENER
         return await audio.offer(state, ctx.identity.user_id, role, p.sdp, p.type)

@@ -10,9 +10,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from aiortc import RTCPeerConnection, RTCRtpSender
 
 from liveroom.app import AUDIO, RunningServer, start_server
-from liveroom.client import LiveroomClient
+from liveroom.client import CallFailed, LiveroomClient
 from liveroom.client.audio import AudioSession, Recording, ToneTrack, open_audio
 from liveroom.config import Config
 from liveroom.media.ice import use_loopback_candidates
@@ -155,6 +156,8 @@ async def test_mute_unmute_and_demote_act_within_half_a_second(stage: Stage) -> 
     assert restart["room_id"] == stage.room_id
     demoted = await window_after(time.monotonic())
     assert band(demoted, B_HZ) < 0.01
+    # Whether or not B's client offers again, the server no longer decodes or encodes for B.
+    assert not stage.server.app[AUDIO].engine.is_publishing(stage.room_id, "b")
 
 
 async def test_a_listener_offering_to_publish_is_never_mixed(stage: Stage) -> None:
@@ -195,3 +198,47 @@ async def test_offers_racing_each_other_leave_one_connection(stage: Stage) -> No
         "rtc:offer", {"room_id": stage.room_id, "sdp": "v=0\r\nnonsense", "type": "offer"}
     )
     assert bad["error"]["code"] == "invalid"
+
+
+async def test_offers_are_opus_only_one_section_and_members_only(stage: Stage) -> None:
+    # Only the first audio section is used; any other gets no receiver (inactive).
+    extra = await stage.client("extra")
+    await extra.request("room:join", {"room_id": stage.room_id})
+    pc = RTCPeerConnection()
+    try:
+        pc.addTransceiver("audio", direction="recvonly")
+        pc.addTrack(ToneTrack(880))
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await extra.request(
+            "rtc:offer", {"room_id": stage.room_id, "sdp": pc.localDescription.sdp, "type": "offer"}
+        )
+    finally:
+        await pc.close()
+    sections = answer["sdp"].split("m=audio")[1:]
+    assert "a=sendonly" in sections[0]
+    assert all("a=inactive" in section for section in sections[1:])
+    assert "opus/48000" in sections[0].lower()
+
+    # An offer without Opus is refused.
+    pcmu = RTCPeerConnection()
+    try:
+        transceiver = pcmu.addTransceiver("audio", direction="recvonly")
+        transceiver.setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/PCMU"]
+        )
+        await pcmu.setLocalDescription(await pcmu.createOffer())
+        refused = await extra.call(
+            "rtc:offer",
+            {"room_id": stage.room_id, "sdp": pcmu.localDescription.sdp, "type": "offer"},
+        )
+    finally:
+        await pcmu.close()
+    assert refused["error"]["code"] == "invalid"
+
+    # An admin (staff in any room) who has not joined gets no connection: its owner would be
+    # a presence that does not exist.
+    admin = await LiveroomClient.connect(stage.server.url, make_token("ops", admin=True))
+    stage.clients.append(admin)
+    with pytest.raises(CallFailed) as not_joined:
+        await open_audio(admin, stage.room_id)
+    assert not_joined.value.code == "forbidden"
