@@ -51,6 +51,7 @@ LIMITS: dict[str, LimitSpec] = {
     ),
     "connects": LimitSpec(RateLimit(60, 60), "IP", "Socket.IO connections opened"),
     "reactions": LimitSpec(RateLimit(10, 1), "user", "`react` taps (they are summed per room)"),
+    "reports": LimitSpec(RateLimit(5, 60), "user", "`room:report`"),
     "offers": LimitSpec(
         RateLimit(5, 10), "user", "`rtc:offer` (each makes a DTLS key and a peer connection)"
     ),

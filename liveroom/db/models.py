@@ -100,3 +100,17 @@ class ParticipationRow(Base):
     market: Mapped[str | None] = mapped_column(String(16), nullable=True)
     joined_at: Mapped[int] = mapped_column(BigInteger)
     left_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class ReportRow(Base):
+    """A member's report of a user or a question, for moderators (written before the ack)."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    room_id: Mapped[str] = mapped_column(String(32), index=True)
+    reporter_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    question_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    at: Mapped[int] = mapped_column(BigInteger)

@@ -376,6 +376,26 @@ class RoomService:
         for sid in self._sids_of_user(user_id):
             await self._emit.disconnect(sid)
 
+    async def report(
+        self,
+        identity: Identity,
+        room_id: str,
+        user_id: str | None,
+        question_id: str | None,
+        reason: str,
+    ) -> None:
+        """A member reports a user or a question to the room's moderators (kept in SQL)."""
+        if (user_id is None) == (question_id is None):
+            raise Invalid("report either a user_id or a question_id")
+        if user_id == identity.user_id:
+            raise Invalid("you cannot report yourself")
+        if question_id is not None:
+            raise NotFound("no such question")  # questions arrive with Q&A
+        await self._records.add_report(
+            room_id, identity.user_id, user_id, question_id, reason, self._clock.now_ms()
+        )
+        logger.info("user %s reported user %s in room %s", identity.user_id, user_id, room_id)
+
     def react(self, room_id: str, emoji: str) -> None:
         if emoji not in self.config.reactions:
             raise Invalid(f"emoji must be one of {' '.join(self.config.reactions)}")

@@ -18,7 +18,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from liveroom.db.models import AuditRow, ReminderRow, RoomBanRow, RoomRow, ServerBanRow
+from liveroom.db.models import (
+    AuditRow,
+    ReminderRow,
+    ReportRow,
+    RoomBanRow,
+    RoomRow,
+    ServerBanRow,
+)
 from liveroom.permissions import Role
 from liveroom.rooms.stage import (
     Audited,
@@ -294,6 +301,35 @@ class SqlRoomStore:
     async def server_bans(self) -> set[str]:
         async with self._sessions() as session:
             return set(await session.scalars(select(ServerBanRow.user_id)))
+
+    async def add_report(
+        self,
+        room_id: str,
+        reporter_id: str,
+        user_id: str | None,
+        question_id: str | None,
+        reason: str,
+        now_ms: int,
+    ) -> None:
+        async with self._sessions.begin() as session:
+            session.add(
+                ReportRow(
+                    room_id=room_id,
+                    reporter_id=reporter_id,
+                    user_id=user_id,
+                    question_id=question_id,
+                    reason=reason,
+                    at=now_ms,
+                )
+            )
+
+    async def reports(self, room_id: str) -> list[ReportRow]:
+        async with self._sessions() as session:
+            return list(
+                await session.scalars(
+                    select(ReportRow).where(ReportRow.room_id == room_id).order_by(ReportRow.id)
+                )
+            )
 
     async def audit_log(self, room_id: str) -> list[AuditRow]:
         async with self._sessions() as session:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from liveroom.auth import Identity
-from liveroom.errors import Forbidden
+from liveroom.errors import Forbidden, Invalid
 from liveroom.media.stage_audio import StageAudio
 from liveroom.permissions import Role, Scope
 from liveroom.ratelimit import RateLimits
@@ -110,6 +110,12 @@ class MembersPayload(RoomRef):
     cursor: str | None = Field(default=None, max_length=200)
 
 
+class Report(RoomRef):
+    user_id: str | None = Field(default=None, min_length=1, max_length=128)
+    question_id: str | None = Field(default=None, min_length=1, max_length=64)
+    reason: str = Field(min_length=1, max_length=500)
+
+
 class RtcOffer(RoomRef):
     sdp: str = Field(min_length=1, max_length=20_000)
     type: Literal["offer"]
@@ -192,26 +198,8 @@ def register(
         await rooms.remind(ctx.identity, p.room_id, p.on)
         return {}
 
-    async def members(ctx: EventContext, p: MembersPayload) -> Ack:
-        found, cursor = rooms.members(p.room_id, p.query, p.cursor)
-        return {"members": found, "cursor": cursor}
-
-    async def remove(ctx: EventContext, p: RemovePayload) -> Ack:
-        if p.everywhere:
-            if not ctx.identity.grants.admin:
-                raise Forbidden("only an admin bans server-wide")
-            await rooms.ban_everywhere(ctx.identity, p.user_id)
-            return {}
-        await rooms.apply(p.room_id, Remove(p.user_id, p.ban), actor_of(ctx.identity))
-        return {}
-
     async def invite(ctx: EventContext, p: InvitePayload) -> Ack:
         await rooms.invite(p.room_id, actor_of(ctx.identity), p.user_id, Role(p.role))
-        return {}
-
-    async def react(ctx: EventContext, p: React) -> Ack:
-        limits.hit("reactions", ctx.identity.user_id)
-        rooms.react(p.room_id, p.emoji)
         return {}
 
     registry.add("room:create", CreateRoom, create)
@@ -220,12 +208,10 @@ def register(
     registry.add("room:update", UpdateRoomPayload, update)
     registry.add("room:start", RoomRef, start)
     registry.add("room:remind", Remind, remind)
-    registry.add("room:members", MembersPayload, members)
-    registry.add("room:remove", RemovePayload, remove)
     registry.add("stage:invite", InvitePayload, invite)
-    registry.add("react", React, react)
     registry.add("rtc:offer", RtcOffer, rtc_offer)
     _stage_commands(registry, rooms)
+    _member_events(registry, rooms, limits)
 
 
 def _stage_commands(registry: EventRegistry, rooms: RoomService) -> None:
@@ -254,3 +240,38 @@ def _stage_commands(registry: EventRegistry, rooms: RoomService) -> None:
     targeted("stage:approve", Approve)
     targeted("stage:demote", Demote)
     targeted("stage:mute", Mute)
+
+
+def _member_events(registry: EventRegistry, rooms: RoomService, limits: RateLimits) -> None:
+    """Member search and removal, reports and reactions."""
+
+    async def members(ctx: EventContext, p: MembersPayload) -> Ack:
+        found, cursor = rooms.members(p.room_id, p.query, p.cursor)
+        return {"members": found, "cursor": cursor}
+
+    async def remove(ctx: EventContext, p: RemovePayload) -> Ack:
+        if p.everywhere:
+            if not ctx.identity.grants.admin:
+                raise Forbidden("only an admin bans server-wide")
+            await rooms.ban_everywhere(ctx.identity, p.user_id)
+            return {}
+        await rooms.apply(p.room_id, Remove(p.user_id, p.ban), actor_of(ctx.identity))
+        return {}
+
+    async def report(ctx: EventContext, p: Report) -> Ack:
+        limits.hit("reports", ctx.identity.user_id)
+        reason = " ".join(p.reason.split())
+        if not reason:
+            raise Invalid("reason: say what is wrong")
+        await rooms.report(ctx.identity, p.room_id, p.user_id, p.question_id, reason)
+        return {}
+
+    async def react(ctx: EventContext, p: React) -> Ack:
+        limits.hit("reactions", ctx.identity.user_id)
+        rooms.react(p.room_id, p.emoji)
+        return {}
+
+    registry.add("room:members", MembersPayload, members)
+    registry.add("room:remove", RemovePayload, remove)
+    registry.add("room:report", Report, report)
+    registry.add("react", React, react)

@@ -145,3 +145,37 @@ async def test_admin_bans_server_wide(server: RunningServer, connect: Connect) -
     assert (await troll.next_event("room:removed"))["ban"] is True
     with pytest.raises(Refused, match="banned"):
         await LiveroomClient.connect(server.url, make_token("troll"))
+
+
+async def test_members_report_users_to_the_moderators(
+    server: RunningServer, connect: Connect
+) -> None:
+    host = await connect("artist", host=True)
+    fan, troll = await connect("fan"), await connect("troll")
+    room_id = await _room(host)
+    for client in (host, fan, troll):
+        await client.request("room:join", {"room_id": room_id})
+    await fan.request(
+        "room:report", {"room_id": room_id, "user_id": "troll", "reason": "  spam   links "}
+    )
+    reports = await SqlRoomStore(server.app[SESSIONS]).reports(room_id)
+    assert [(r.reporter_id, r.user_id, r.reason) for r in reports] == [
+        ("fan", "troll", "spam links")
+    ]
+    bad = [
+        {"room_id": room_id, "reason": "nobody named"},
+        {"room_id": room_id, "user_id": "fan", "reason": "myself"},
+        {"room_id": room_id, "user_id": "troll", "reason": "   "},
+    ]
+    for payload in bad:
+        assert (await fan.call("room:report", payload))["error"]["code"] == "invalid"
+    missing = await fan.call(
+        "room:report", {"room_id": room_id, "question_id": "q1", "reason": "rude"}
+    )
+    assert missing["error"]["code"] == "not_found"
+    outsider = await connect("outsider")
+    refused = await outsider.call(
+        "room:report", {"room_id": room_id, "user_id": "troll", "reason": "x"}
+    )
+    assert refused["error"]["code"] == "forbidden"
+    assert len(await SqlRoomStore(server.app[SESSIONS]).reports(room_id)) == 1
