@@ -57,19 +57,15 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
-from typing import Any, ClassVar
+from typing import Any
 
 import aiohttp
-import av
-import numpy as np
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
 from liveroom.auth import Grants, Identity, TokenService
@@ -424,42 +420,6 @@ async def recv(conn: Connection, timeout: float | None) -> Any:
 # --- the baseline server: aiortc, one encoder per listener -----------------------------------
 
 
-class PcmTone(MediaStreamTrack):
-    """440 Hz PCM frames paced in real time: one of these per listener, so aiortc's sender
-    encodes per listener. One second of frames is computed up front (440 Hz repeats exactly
-    every 20 ms × 50), so the source itself costs next to nothing."""
-
-    kind = "audio"
-    _frames: ClassVar[list[np.ndarray[Any, np.dtype[np.int16]]]] = []
-    _time_base = Fraction(1, SAMPLE_RATE)
-
-    def __init__(self) -> None:
-        super().__init__()
-        if not PcmTone._frames:
-            t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
-            second = (6000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
-            PcmTone._frames = [f.reshape(1, -1) for f in np.split(second, PACKETS_PER_S)]
-        self._pts = 0
-        self._start: float | None = None
-
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._pts += FRAME_SAMPLES
-            wait = self._start + self._pts / SAMPLE_RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        pcm = PcmTone._frames[(self._pts // FRAME_SAMPLES) % PACKETS_PER_S]
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._pts
-        frame.time_base = self._time_base
-        return frame
-
-
 PEERS = web.AppKey("peers", set[RTCPeerConnection])
 
 
@@ -474,7 +434,7 @@ def baseline_app() -> web.Application:
         await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], body["type"]))
         transceiver = next(t for t in pc.getTransceivers() if t.kind == "audio")
         transceiver.direction = "sendonly"
-        transceiver.sender.replaceTrack(PcmTone())
+        transceiver.sender.replaceTrack(ToneTrack(440))
         await pc.setLocalDescription(await pc.createAnswer())
         return web.json_response({"sdp": pc.localDescription.sdp, "type": "answer"})
 

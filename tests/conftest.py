@@ -25,6 +25,7 @@ from liveroom.auth import Grants, Identity, TokenService
 from liveroom.client import LiveroomClient
 from liveroom.clock import SystemClock
 from liveroom.config import Config
+from liveroom.media.ice import use_loopback_candidates
 from liveroom.ratelimit import RateLimit
 from tests.fakes import FakeClock
 
@@ -84,6 +85,15 @@ def make_token(
 ) -> str:
     identity = Identity(user_id, name or user_id, verified, market, Grants(host, admin))
     return TokenService(secret, SystemClock(), ttl_s).issue(identity, ttl_s)
+
+
+@pytest.fixture
+async def audio_server(config: Config) -> AsyncIterator[RunningServer]:
+    """A server whose media offers 127.0.0.1 candidates only (loopback-only audio tests)."""
+    running = await start_server(replace(config, ice_loopback=True))
+    yield running
+    await running.stop()
+    use_loopback_candidates(False)
 
 
 Connect = Callable[..., Awaitable[LiveroomClient]]

@@ -74,10 +74,10 @@ class MediaEngine:
         if room is not None:
             await room.drop(user_id)
 
-    def unpublish(self, room_id: str, user_id: str) -> None:
+    async def unpublish(self, room_id: str, user_id: str) -> None:
         room = self._rooms.get(room_id)
         if room is not None:
-            room.unpublish(user_id)
+            await room.unpublish(user_id)
 
     def is_publishing(self, room_id: str, user_id: str) -> bool:
         room = self._rooms.get(room_id)

@@ -158,35 +158,31 @@ class RoomMedia:
             self._epochs.pop(user_id, None)
         await self._close_peer(user_id)
 
-    def unpublish(self, user_id: str) -> None:
-        """The user lost the microphone: stop reading and encoding for them at once; their
-        connection now carries the program mix until their client offers again."""
+    async def unpublish(self, user_id: str) -> None:
+        """The user lost the microphone: out of the stage from the next tick (nothing decoded
+        or encoded for them); their connection carries the program mix until they offer again."""
         peer = self.peers.get(user_id)
         if peer is None or not peer.publishing:
             return
-        peer.publishing = False
+        peer.publishing = False  # before any await: the next tick already leaves them out
         peer.inbound.clear()
-        if peer.reader is not None:
-            peer.reader.cancel()
-            peer.reader = None
-        minus = self._minus.pop(user_id, None)
-        if minus is not None:
-            minus[0].close()
+        self._close_minus(user_id)
         for transceiver in peer.pc.getTransceivers():
             if transceiver.kind == "audio":
                 transceiver.sender.replaceTrack(FeedTrack(self.program))
+        await _stop_reader(peer)
 
-    async def _close_peer(self, user_id: str) -> None:
-        peer = self.peers.pop(user_id, None)
+    def _close_minus(self, user_id: str) -> None:
         minus = self._minus.pop(user_id, None)
         if minus is not None:
             minus[0].close()
+
+    async def _close_peer(self, user_id: str) -> None:
+        peer = self.peers.pop(user_id, None)
+        self._close_minus(user_id)
         if peer is None:
             return
-        if peer.reader is not None:
-            peer.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await peer.reader
+        await _stop_reader(peer)
         await peer.pc.close()
 
     async def close(self) -> None:
@@ -263,6 +259,14 @@ class RoomMedia:
         if result.levels:
             self._on_levels(self.room_id, result.levels)
         return result
+
+
+async def _stop_reader(peer: Peer) -> None:
+    reader, peer.reader = peer.reader, None
+    if reader is not None:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
 
 
 def _offered_audio_direction(sdp: str) -> str:

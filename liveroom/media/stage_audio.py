@@ -122,7 +122,7 @@ class StageAudio:
         if not has_mic:
             # Out of every mix already (audible set); stop decoding and encoding for them too,
             # whether or not their client ever offers again.
-            self.engine.unpublish(room_id, event.user_id)
+            await self.engine.unpublish(room_id, event.user_id)
         if had_mic != has_mic or self.engine.is_publishing(room_id, event.user_id) != has_mic:
             reason = "on stage" if has_mic else "off stage"
             for sid in self._sids(room_id, event.user_id):

@@ -27,7 +27,7 @@ class Member:
 @dataclass(slots=True)
 class RoomPresence:
     members: dict[str, Member] = field(default_factory=dict)
-    admins: int = 0
+    admins: set[str] = field(default_factory=set)
 
 
 class Presence:
@@ -55,7 +55,8 @@ class Presence:
         first = member is None
         if member is None:
             member = room.members[user_id] = Member(user_id, name, verified, market, now_ms, admin)
-            room.admins += admin
+            if admin:
+                room.admins.add(user_id)
         member.sids.add(sid)
         self._rooms_of_sid.setdefault(sid, set()).add(room_id)
         return first
@@ -75,7 +76,7 @@ class Presence:
         if member.sids:
             return None
         del room.members[user_id]
-        room.admins -= member.admin
+        room.admins.discard(user_id)
         if not room.members:
             del self._rooms[room_id]
         return member
@@ -101,9 +102,10 @@ class Presence:
         room = self._rooms.get(room_id)
         return room.members.get(user_id) if room else None
 
-    def admins(self, room_id: str) -> int:
+    def admins(self, room_id: str) -> set[str]:
+        """Admins present (they act as host in any room)."""
         room = self._rooms.get(room_id)
-        return room.admins if room else 0
+        return set(room.admins) if room else set()
 
     def count(self, room_id: str) -> int:
         room = self._rooms.get(room_id)

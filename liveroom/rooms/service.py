@@ -503,13 +503,7 @@ class RoomService:
     def _staff_ids(self, state: RoomState) -> list[str]:
         """Host, co-hosts, moderators, and admins present (they act as host anywhere)."""
         staff = [state.host, *state.cohosts, *state.moderators]
-        if self.presence.admins(state.id):
-            staff += [
-                m.user_id
-                for m in self.presence.members(state.id)
-                if m.admin and m.user_id not in staff
-            ]
-        return staff
+        return staff + sorted(self.presence.admins(state.id) - set(staff))
 
     async def _send_staff_views(self, state: RoomState) -> None:
         count = self.presence.count(state.id)

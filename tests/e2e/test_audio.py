@@ -6,29 +6,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import numpy as np
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender
 
-from liveroom.app import AUDIO, RunningServer, start_server
+from liveroom.app import AUDIO, RunningServer
 from liveroom.client import CallFailed, LiveroomClient
 from liveroom.client.audio import AudioSession, Recording, ToneTrack, open_audio
-from liveroom.config import Config
-from liveroom.media.ice import use_loopback_candidates
 from liveroom.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
 from tests.conftest import make_token
 
 A_HZ, B_HZ = 440, 660
-
-
-@pytest.fixture
-async def audio_server(config: Config) -> AsyncIterator[RunningServer]:
-    running = await start_server(replace(config, ice_loopback=True))
-    yield running
-    await running.stop()
-    use_loopback_candidates(False)
 
 
 def band(samples: np.ndarray, hz: float) -> float:
@@ -60,7 +49,7 @@ class Stage:
         self.clients.append(client)
         return client
 
-    async def audio(self, client: LiveroomClient, hz: float | None) -> AudioSession:
+    async def audio(self, client: LiveroomClient, hz: int | None) -> AudioSession:
         session = await open_audio(client, self.room_id, publish=ToneTrack(hz) if hz else None)
         self.sessions.append(session)
         return session

@@ -7,18 +7,13 @@ import os
 import subprocess
 import sys
 import wave
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from liveroom.app import AUDIO, ROOMS, RunningServer, start_server
+from liveroom.app import AUDIO, ROOMS, RunningServer
 from liveroom.client import LiveroomClient
 from liveroom.client.bot import BotPlan, run_bot
-from liveroom.config import Config
-from liveroom.media.ice import use_loopback_candidates
 from liveroom.media.mixer import SAMPLE_RATE
 from liveroom.rooms.presence import Member
 from tests.conftest import TEST_SECRET, make_token
@@ -35,14 +30,6 @@ def tone_wav(path: Path, seconds: float) -> None:
         out.setsampwidth(2)
         out.setframerate(SAMPLE_RATE)
         out.writeframes(pcm.tobytes())
-
-
-@pytest.fixture
-async def audio_server(config: Config) -> AsyncIterator[RunningServer]:
-    running = await start_server(replace(config, ice_loopback=True))
-    yield running
-    await running.stop()
-    use_loopback_candidates(False)
 
 
 async def test_a_bot_plays_a_file_that_the_cli_bot_records(

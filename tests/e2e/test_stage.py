@@ -17,6 +17,17 @@ async def _room(host: LiveroomClient, **extra: Any) -> str:
     return str(ack["room"]["id"])
 
 
+async def _host_fan_troll(
+    connect: Connect,
+) -> tuple[LiveroomClient, LiveroomClient, LiveroomClient, str]:
+    host = await connect("artist", host=True)
+    fan, troll = await connect("fan"), await connect("troll")
+    room_id = await _room(host)
+    for client in (host, fan, troll):
+        await client.request("room:join", {"room_id": room_id})
+    return host, fan, troll, room_id
+
+
 async def test_host_and_three_fans_run_the_stage(connect: Connect) -> None:
     host = await connect("artist", "Artist", host=True)
     fans = [await connect(f"fan{i}", f"Fan {i}") for i in range(3)]
@@ -109,11 +120,7 @@ async def test_non_members_and_unknown_rooms(connect: Connect) -> None:
 async def test_moderation_is_audited_before_it_is_acknowledged(
     server: RunningServer, connect: Connect
 ) -> None:
-    host = await connect("artist", host=True)
-    fan, troll = await connect("fan"), await connect("troll")
-    room_id = await _room(host)
-    for client in (host, fan, troll):
-        await client.request("room:join", {"room_id": room_id})
+    host, fan, _troll, room_id = await _host_fan_troll(connect)
     await fan.request("stage:request", {"room_id": room_id})
     await host.request("stage:approve", {"room_id": room_id, "user_id": "fan"})
     await fan.request("stage:unmute", {"room_id": room_id})  # new speakers start muted
@@ -150,11 +157,7 @@ async def test_admin_bans_server_wide(server: RunningServer, connect: Connect) -
 async def test_members_report_users_to_the_moderators(
     server: RunningServer, connect: Connect
 ) -> None:
-    host = await connect("artist", host=True)
-    fan, troll = await connect("fan"), await connect("troll")
-    room_id = await _room(host)
-    for client in (host, fan, troll):
-        await client.request("room:join", {"room_id": room_id})
+    _host, fan, _troll, room_id = await _host_fan_troll(connect)
     await fan.request(
         "room:report", {"room_id": room_id, "user_id": "troll", "reason": "  spam   links "}
     )
