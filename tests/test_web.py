@@ -35,3 +35,36 @@ async def test_vendored_libraries_are_served_with_their_versions(server: Running
         async with aiohttp.ClientSession() as http, http.get(f"{server.url}/vendor/{name}") as r:
             assert r.status == 200
             assert "javascript" in r.headers["Content-Type"]
+
+
+def test_the_client_writes_user_text_only_as_text() -> None:
+    """No HTML parsing of strings anywhere in the client: names and titles can't become markup."""
+    sinks = ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "Function(")
+    scripts = sorted((WEB / "js").glob("*.js"))
+    assert scripts
+    for script in scripts:
+        source = script.read_text()
+        assert not [s for s in sinks if s in source], script.name
+        assert 'setAttribute("style"' not in source, script.name  # inline style: CSP refuses
+
+
+def test_the_page_has_no_inline_script_or_style() -> None:
+    page = (WEB / "index.html").read_text()
+    assert "<style" not in page and " style=" not in page
+    for tag in page.split("<script")[1:]:
+        assert 'src="' in tag.split(">", 1)[0]  # every script is a file
+        assert tag.split(">", 1)[1].startswith("</script>")  # with nothing inline
+
+
+async def test_every_module_the_client_imports_is_served(server: RunningServer) -> None:
+    scripts = sorted((WEB / "js").glob("*.js"))
+    async with aiohttp.ClientSession() as http:
+        for script in scripts:
+            for line in script.read_text().splitlines():
+                if line.startswith("import ") and " from " in line:
+                    target = line.rsplit(" from ", 1)[1].strip(' ";')
+                    url = f"{server.url}/js/{target}" if target.startswith("./") else None
+                    url = url or f"{server.url}/{target.removeprefix('../')}"
+                    async with http.get(url) as r:
+                        assert r.status == 200, (script.name, target)
+                        assert "javascript" in r.headers["Content-Type"]

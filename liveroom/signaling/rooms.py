@@ -165,7 +165,8 @@ def register(
 
     async def join(ctx: EventContext, p: JoinRoom) -> Ack:
         room = await rooms.join(ctx.sid, ctx.identity, p.room_id, p.market)
-        return {"room": room, "media": media_info(ctx.identity)}
+        reactions = list(rooms.config.reactions)
+        return {"room": room, "media": media_info(ctx.identity), "reactions": reactions}
 
     async def rtc_offer(ctx: EventContext, p: RtcOffer) -> Ack:
         limits.hit("offers", ctx.identity.user_id)  # each costs a DTLS key and a connection

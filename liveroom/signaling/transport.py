@@ -56,22 +56,28 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
         if socket is None or socket.closed:
             return
         if socket.queue.qsize() >= self.queue_limit:
-            await self._drop_slow(sid, socket)
+            await self._drop_slow(sid)
             return
         await super().send_packet(sid, pkt)
 
-    async def _drop_slow(self, sid: str, socket: Any) -> None:
+    async def _drop_slow(self, sid: str) -> None:
         if sid in self._dropping:
             return
         self._dropping.add(sid)
         self.dropped_slow += 1
         logger.warning("dropping socket %s: %d packets queued and unread", sid, self.queue_limit)
+        await self.abort(sid)
+
+    async def abort(self, sid: str) -> None:
+        """Cut an Engine.IO socket off as a network failure would (its client reconnects)."""
         # Aborting the transport unblocks a writer stuck on a full TCP buffer; closing the
         # socket fires the disconnect handlers now, not after the ping timeout.
         request = self._transports.get(sid)
         if request is not None and request.transport is not None:
             request.transport.abort()
-        await socket.close(wait=False, abort=True)
+        socket = self.sockets.get(sid)
+        if socket is not None:
+            await socket.close(wait=False, abort=True)
 
 
 class LiveroomSocketServer(socketio.AsyncServer):  # type: ignore[misc]

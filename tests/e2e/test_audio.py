@@ -13,46 +13,17 @@ from aiortc import RTCPeerConnection, RTCRtpSender
 
 from liveroom.app import AUDIO, RunningServer
 from liveroom.client import CallFailed, LiveroomClient
-from liveroom.client.audio import AudioSession, Recording, ToneTrack, open_audio
+from liveroom.client.audio import ToneTrack, open_audio
 from liveroom.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
 from tests.conftest import make_token
+from tests.hearing import band, until_heard
+from tests.peers import Peers
 
 A_HZ, B_HZ = 440, 660
 
 
-def band(samples: np.ndarray, hz: float) -> float:
-    """Share of the spectrum's energy within ±15 Hz of ``hz``."""
-    if len(samples) < SAMPLE_RATE // 4:
-        return 0.0
-    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * np.hanning(len(samples)))) ** 2
-    freqs = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
-    total = float(spectrum.sum()) or 1.0
-    return float(spectrum[(freqs > hz - 15) & (freqs < hz + 15)].sum()) / total
-
-
-async def until_heard(recording: Recording, seconds: float, timeout: float = 20) -> None:
-    async with asyncio.timeout(timeout):
-        while recording.seconds < seconds:
-            await asyncio.sleep(0.05)
-
-
-class Stage:
+class Stage(Peers):
     """A live room: host A speaking 440 Hz, speaker B 660 Hz, listener L recording."""
-
-    def __init__(self, server: RunningServer) -> None:
-        self.server = server
-        self.clients: list[LiveroomClient] = []
-        self.sessions: list[AudioSession] = []
-
-    async def client(self, user: str, *, host: bool = False) -> LiveroomClient:
-        client = await LiveroomClient.connect(self.server.url, make_token(user, host=host))
-        self.clients.append(client)
-        return client
-
-    async def audio(self, client: LiveroomClient, hz: int | None) -> AudioSession:
-        session = await open_audio(client, self.room_id, publish=ToneTrack(hz) if hz else None)
-        self.sessions.append(session)
-        return session
 
     async def setup(self) -> None:
         self.a = await self.client("a", host=True)
@@ -69,14 +40,9 @@ class Stage:
         await self.b.request("stage:accept", {"room_id": self.room_id})
         for c in (self.a, self.b):  # new microphones start muted
             await c.request("stage:unmute", {"room_id": self.room_id})
-        self.a_audio = await self.audio(self.a, A_HZ)
-        self.b_audio = await self.audio(self.b, B_HZ)
-        self.l_audio = await self.audio(self.listener, None)
-
-    async def close(self) -> None:
-        for session in self.sessions:
-            await session.close()
-        await asyncio.gather(*(c.close() for c in self.clients))
+        self.a_audio = await self.audio(self.a, self.room_id, A_HZ)
+        self.b_audio = await self.audio(self.b, self.room_id, B_HZ)
+        self.l_audio = await self.audio(self.listener, self.room_id, None)
 
 
 @pytest.fixture
@@ -152,7 +118,7 @@ async def test_mute_unmute_and_demote_act_within_half_a_second(stage: Stage) -> 
 async def test_a_listener_offering_to_publish_is_never_mixed(stage: Stage) -> None:
     intruder = await stage.client("intruder")
     await intruder.request("room:join", {"room_id": stage.room_id})
-    await stage.audio(intruder, 880)  # sendrecv offer from a listener
+    await stage.audio(intruder, stage.room_id, 880)  # sendrecv offer from a listener
     heard = stage.l_audio.recording
     start = heard.sample_at(time.monotonic())
     await until_heard(heard, start / SAMPLE_RATE + 3)

@@ -17,7 +17,7 @@ from liveroom.client.bot import BotPlan, run_bot
 from liveroom.media.mixer import SAMPLE_RATE
 from liveroom.rooms.presence import Member
 from tests.conftest import TEST_SECRET, make_token
-from tests.e2e.test_audio import band
+from tests.hearing import band
 
 TONE_HZ = 523
 

@@ -38,6 +38,7 @@ async def test_host_and_three_fans_run_the_stage(connect: Connect) -> None:
         ack = await fan.request("room:join", {"room_id": room_id})
         assert ack["room"]["you"]["role"] == "listener"
         assert "requests" not in ack["room"] and "invites" not in ack["room"]
+        assert ack["reactions"][0] == "❤️"  # the emoji the client may send with `react`
         # After the ack, the joiner gets room:state.
         assert (await fan.next_event("room:state"))["id"] == room_id
 

@@ -1,0 +1,257 @@
+// Tools for the room's staff (host, co-hosts, moderators): the raised-hand queue, pending
+// invitations, member search, the member menu, room settings and ending the room. Shown when
+// the server sends the staff view (it carries `requests`); the server checks every action.
+
+import { h, fill, keyed, show } from "./dom.js";
+import { actionForm, busy, field } from "./forms.js";
+import { notify } from "./notices.js";
+import { ROLE_LABELS, avatar, nameLabel } from "./people.js";
+
+const RANK = { host: 4, cohost: 3, moderator: 2, speaker: 1, listener: 0 };
+
+function personRow(user, ...actions) {
+  return [h("span", { class: "who" }, avatar(user, "s"), nameLabel(user)), h("span", { class: "row" }, actions)];
+}
+
+export class ModerationPanel {
+  constructor(view) {
+    this.view = view;
+    this.requests = h("ul", { class: "queue", "aria-labelledby": "hands-title" });
+    this.handsTitle = h("h3", { id: "hands-title" });
+    this.handsEmpty = h("p", { class: "empty" }, "No raised hands.");
+    this.invites = h("ul", { class: "queue", "aria-label": "Pending invitations" });
+    this.invitesBlock = h("div", {}, h("h3", {}, "Invited"), this.invites);
+    this.results = h("ul", { class: "queue", "aria-label": "Search results", "aria-live": "polite" });
+    this.more = h("button", { class: "ghost", hidden: true }, "More");
+    this.cursor = null;
+    this.search = null; // the last search, run again after a member action changes someone
+    this.hostTools = h("div", { class: "stack" });
+    this.element = h(
+      "aside",
+      { class: "moderation card", "aria-labelledby": "moderation-title", hidden: true },
+      h("h2", { id: "moderation-title" }, "Moderation"),
+      h("section", { class: "stack" }, this.handsTitle, this.handsEmpty, this.requests),
+      this.invitesBlock,
+      this.#search(),
+      this.hostTools,
+    );
+  }
+
+  update(room) {
+    const staffView = Array.isArray(room.requests);
+    show(this.element, staffView && room.status !== "ended");
+    if (!staffView) return;
+    this.handsTitle.textContent = `Raised hands (${room.requests.length})`;
+    show(this.handsEmpty, room.requests.length === 0);
+    keyed(
+      this.requests,
+      room.requests,
+      (u) => u.id,
+      (u) => {
+        const approve = h("button", { class: "primary small", "aria-label": `Approve ${u.name}` }, "Approve");
+        approve.addEventListener("click", () =>
+          busy(approve, () => this.view.connection.call("stage:approve", { room_id: room.id, user_id: u.id })),
+        );
+        const menu = h("button", { class: "icon-button", "aria-label": `More for ${u.name}`, onclick: () => openMemberMenu(this.view, u, "listener") }, "⋯");
+        return h("li", {}, personRow(u, approve, menu));
+      },
+      () => {},
+    );
+    show(this.invitesBlock, room.invites.length > 0);
+    keyed(
+      this.invites,
+      room.invites,
+      (i) => `${i.id}:${i.role}`,
+      (i) => {
+        const withdraw = h("button", { class: "ghost small", "aria-label": `Withdraw invitation of ${i.name}` }, "Withdraw");
+        withdraw.addEventListener("click", () =>
+          busy(withdraw, () => this.view.connection.call("stage:demote", { room_id: room.id, user_id: i.id })),
+        );
+        return h("li", {}, personRow({ id: i.id, name: i.name, verified: false }, h("span", { class: "tag" }, ROLE_LABELS[i.role]), withdraw));
+      },
+      () => {},
+    );
+    if (room.you.role === "host" && !this.hostToolsBuilt) this.#buildHostTools(room);
+    show(this.hostTools, room.you.role === "host");
+    if (this.startButton) show(this.startButton, room.status === "scheduled");
+  }
+
+  #search() {
+    const query = h("input", { type: "search", name: "q", maxLength: 50, placeholder: "Name" });
+    const submit = h("button", { type: "submit" }, "Search");
+    const run = async (cursor) => {
+      const payload = { room_id: this.view.roomId, query: query.value.trim() };
+      if (cursor) payload.cursor = cursor;
+      const { members, cursor: next } = await this.view.connection.call("room:members", payload);
+      if (!cursor) this.results.replaceChildren();
+      if (!members.length && !cursor) this.results.append(h("li", { class: "empty" }, "Nobody by that name here."));
+      for (const m of members) {
+        const menu = h("button", { class: "icon-button", "aria-label": `Actions for ${m.name}`, onclick: () => openMemberMenu(this.view, m, m.role) }, "⋯");
+        this.results.append(h("li", {}, personRow(m, h("span", { class: "tag" }, ROLE_LABELS[m.role] ?? m.role), menu)));
+      }
+      this.cursor = next;
+      show(this.more, Boolean(next));
+    };
+    this.more.addEventListener("click", () => busy(this.more, () => run(this.cursor)));
+    this.search = run;
+    return actionForm(
+      { class: "stack", role: "search", "aria-label": "Find people in the room" },
+      submit,
+      () => {
+        this.searched = true;
+        return run(null);
+      },
+      h("h3", {}, "People in the room"),
+      h("div", { class: "row" }, field("Find people", query), submit),
+      this.results,
+      this.more,
+    );
+  }
+
+  /** Show the last search's results again, as they are now. */
+  refreshSearch() {
+    if (this.searched) this.search(null).catch(() => {});
+  }
+
+  #buildHostTools(room) {
+    this.hostToolsBuilt = true;
+    const conn = this.view.connection;
+    const title = h("input", { name: "title", maxLength: 120, required: true, value: room.title });
+    const onLeave = h(
+      "select",
+      { name: "on_host_leave" },
+      h("option", { value: "handover" }, "Hand over to a co-host"),
+      h("option", { value: "end" }, "End the room"),
+    );
+    onLeave.value = room.settings.on_host_leave;
+    const save = h("button", { type: "submit" }, "Save");
+    const settings = h(
+      "details",
+      { class: "settings" },
+      h("summary", {}, "Room settings"),
+      actionForm(
+        { class: "stack" },
+        save,
+        async () => {
+          await conn.call("room:update", {
+            room_id: room.id,
+            title: title.value.trim(),
+            settings: { on_host_leave: onLeave.value },
+          });
+          notify("Settings saved.");
+        },
+        field("Title", title),
+        field("When the host leaves", onLeave),
+        save,
+      ),
+    );
+    this.startButton = h("button", { class: "primary" }, "Start the room now");
+    this.startButton.addEventListener("click", () =>
+      busy(this.startButton, async () => {
+        await conn.call("room:start", { room_id: room.id });
+        this.view.app.route(); // join again as a live room, with audio
+      }),
+    );
+    const end = h("button", { class: "danger" }, "End room");
+    end.addEventListener("click", () =>
+      confirmDialog("End this room for everyone?", "Everyone leaves and the audio stops.", "End room", () =>
+        conn.call("room:end", { room_id: room.id }),
+      ),
+    );
+    fill(this.hostTools, settings, this.startButton, end);
+  }
+}
+
+/** A modal confirmation; `action` runs on confirm, a refusal is shown and the dialog stays. */
+export function confirmDialog(title, text, confirmLabel, action) {
+  const confirm = h("button", { class: "danger", type: "button" }, confirmLabel);
+  const cancel = h("button", { type: "button", class: "ghost" }, "Cancel");
+  const dialog = h("dialog", { class: "dialog", "aria-labelledby": "confirm-title" }, h("h2", { id: "confirm-title" }, title), h("p", {}, text), h("div", { class: "row" }, cancel, confirm));
+  cancel.addEventListener("click", () => dialog.close());
+  confirm.addEventListener("click", () =>
+    busy(confirm, async () => {
+      await action();
+      dialog.close();
+    }),
+  );
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  cancel.focus();
+}
+
+/**
+ * The member menu: what the viewer may do to `user` (role `role`) — staff actions by rank,
+ * and a report for everyone. The server has the last word on each.
+ */
+export function openMemberMenu(view, user, role) {
+  const conn = view.connection;
+  const room = view.room;
+  const myRole = room.you.role;
+  const admin = view.app.session.user.admin;
+  const outranks = admin || (RANK[myRole] ?? 0) > (RANK[role] ?? 0);
+  const staff = admin || ["host", "cohost", "moderator"].includes(myRole);
+  const host = admin || myRole === "host";
+  const onStage = ["host", "cohost", "speaker"].includes(role);
+  const muted = room.muted.includes(user.id);
+  const ref = { room_id: room.id, user_id: user.id };
+  const actions = [];
+  const add = (label, event, payload, done, kind = "") => actions.push({ label, event, payload, done, kind });
+  if (staff && outranks) {
+    if (role === "listener") {
+      add("Invite to speak", "stage:invite", { ...ref, role: "speaker" }, `Invited ${user.name} to speak.`);
+      if (host) {
+        add("Invite as co-host", "stage:invite", { ...ref, role: "cohost" }, `Invited ${user.name} as co-host.`);
+        add("Invite as moderator", "stage:invite", { ...ref, role: "moderator" }, `Invited ${user.name} as moderator.`);
+      }
+    }
+    if (onStage && !muted) add("Mute", "stage:mute", ref, `${user.name} is muted.`);
+    if (role !== "listener") add("Move to audience", "stage:demote", ref, `${user.name} is back in the audience.`);
+    add("Remove from room", "room:remove", ref, `${user.name} was removed.`, "danger");
+    add("Remove and ban", "room:remove", { ...ref, ban: true }, `${user.name} was removed and banned.`, "danger");
+  }
+  const list = h("div", { class: "menu-actions" });
+  const dialog = h(
+    "dialog",
+    { class: "dialog member-menu", "aria-labelledby": "member-title" },
+    h("div", { class: "who" }, avatar(user, "m"), h("h2", { id: "member-title" }, nameLabel(user))),
+    h("p", { class: "muted-text" }, ROLE_LABELS[role] ?? role),
+    list,
+  );
+  for (const a of actions) {
+    const button = h("button", { class: a.kind }, a.label);
+    button.addEventListener("click", () =>
+      busy(button, async () => {
+        await conn.call(a.event, a.payload);
+        notify(a.done);
+        dialog.close();
+        view.moderation.refreshSearch();
+      }),
+    );
+    list.append(button);
+  }
+  const reason = h("input", { name: "reason", maxLength: 500, required: true, placeholder: "What happened?" });
+  const send = h("button", { type: "submit" }, "Send report");
+  const report = h(
+    "details",
+    { class: "report" },
+    h("summary", {}, "Report to moderators"),
+    actionForm(
+      { class: "stack" },
+      send,
+      async () => {
+        await conn.call("room:report", { ...ref, reason: reason.value.trim() });
+        notify("Thanks — the moderators will look at it.");
+        dialog.close();
+      },
+      field("Reason", reason),
+      send,
+    ),
+  );
+  const close = h("button", { class: "ghost", type: "button", onclick: () => dialog.close() }, "Close");
+  dialog.append(report, close);
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  (list.querySelector("button") ?? close).focus();
+}

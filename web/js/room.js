@@ -1,0 +1,423 @@
+// A room: the stage (avatars with speaking rings, mute icons and roles), the listener count,
+// reactions, the raised hand and invitations, the microphone, and the staff's tools. The
+// server's snapshot is the truth: every control only asks, and a refusal shows its message.
+
+import { RoomAudio } from "./audio.js";
+import { h, fill, keyed, show } from "./dom.js";
+import { busy } from "./forms.js";
+import { ModerationPanel, openMemberMenu } from "./moderation.js";
+import { notify } from "./notices.js";
+import { ROLE_LABELS, avatar, formatCount, formatWhen, icon, nameLabel } from "./people.js";
+import { ReactionBurst } from "./reactions.js";
+
+const ON_STAGE = new Set(["host", "cohost", "speaker"]);
+const STAFF = new Set(["host", "cohost", "moderator"]);
+const SILENT_DBOV = -60;
+const ORIGINAL_SOUND_KEY = "liveroom.originalSound";
+
+const ERROR_TITLES = {
+  not_found: "This room doesn't exist",
+  gone: "This room has ended",
+  conflict: "This room hasn't started yet",
+  forbidden: "You can't join this room",
+};
+
+export class RoomView {
+  constructor(app, roomId) {
+    this.app = app;
+    this.roomId = roomId;
+    this.room = null;
+    this.audio = null;
+    this.reactions = [];
+    this.levels = {};
+    this.unsubscribe = [];
+    this.joined = false;
+    this.burst = new ReactionBurst();
+    this.element = h("section", { class: "room", "aria-busy": "true" }, h("p", { class: "empty" }, "Joining…"));
+  }
+
+  get me() {
+    return this.app.session.user;
+  }
+
+  get role() {
+    return this.room?.you?.role ?? null;
+  }
+
+  get onStage() {
+    return ON_STAGE.has(this.role);
+  }
+
+  async enter() {
+    this.connection = this.app.connect();
+    const on = (event, handler) =>
+      this.unsubscribe.push(
+        this.connection.on(event, (payload) => {
+          if (payload?.room_id === this.roomId || payload?.id === this.roomId) handler(payload);
+        }),
+      );
+    on("room:state", (room) => this.#apply(room));
+    on("room:count", (e) => this.#count(e.listeners));
+    on("speaking", (e) => this.#speaking(e.levels));
+    on("reactions", (e) => this.burst.show(e.counts));
+    on("rtc:restart", (e) => this.#restartAudio(e.reason));
+    on("room:ended", () => this.#ended());
+    on("room:removed", (e) => this.#removed(e.ban));
+    on("stage:invited", (e) => notify(`${e.by.name} invited you to join as ${ROLE_LABELS[e.role]}`));
+    const resumed = () => this.#join(true);
+    this.connection.addEventListener("resumed", resumed);
+    this.unsubscribe.push(() => this.connection.removeEventListener("resumed", resumed));
+    await this.#join(false);
+  }
+
+  leave() {
+    for (const stop of this.unsubscribe) stop();
+    this.unsubscribe = [];
+    this.audio?.close();
+    this.audio = null;
+    if (this.joined && this.room?.status !== "ended") {
+      this.connection.call("room:leave", { room_id: this.roomId }).catch(() => {});
+    }
+    this.joined = false;
+  }
+
+  async #join(resumed) {
+    let ack;
+    try {
+      ack = await this.connection.call("room:join", { room_id: this.roomId });
+    } catch (error) {
+      if (resumed && error.code === "offline") return; // the next "resumed" tries again
+      this.#failed(error);
+      return;
+    }
+    this.joined = true;
+    this.reactions = ack.reactions ?? [];
+    this.room = null; // take the join's snapshot whatever its version
+    if (!this.built) this.#build();
+    this.#apply(ack.room);
+    if (ack.room.status === "live") this.#startAudio(ack.media);
+    if (resumed) notify("Reconnected");
+  }
+
+  #startAudio(media) {
+    this.audio?.close();
+    this.audio = new RoomAudio({
+      connection: this.connection,
+      roomId: this.roomId,
+      iceServers: media.ice_servers ?? [],
+      element: document.getElementById("room-audio"),
+      originalSound: localStorage.getItem(ORIGINAL_SOUND_KEY) === "1",
+    });
+    this.audio.addEventListener("status", (e) => this.#audioStatus(e.detail));
+    this.audio.setMicEnabled(this.#micOpen());
+    this.audio.connect(this.onStage);
+  }
+
+  #restartAudio(reason) {
+    if (!this.audio) return;
+    const publish = reason === "on stage" ? true : reason === "off stage" ? false : this.onStage;
+    this.audio.setMicEnabled(publish && this.#micOpen());
+    this.audio.connect(publish);
+  }
+
+  #micOpen() {
+    return this.onStage && !this.room.muted.includes(this.me.id);
+  }
+
+  // ---- building the page -------------------------------------------------------------------
+
+  #build() {
+    this.built = true;
+    this.title = h("h1", { class: "room-title" });
+    this.status = h("span", { class: "badge" });
+    this.topics = h("ul", { class: "topics", "aria-label": "Topics" });
+    this.count = h("span", { class: "count" });
+    this.stage = h("ul", { class: "people", "aria-label": "On stage" });
+    this.audienceNote = h("p", { class: "audience-note" });
+    this.invite = h("div", { class: "invite-banner", role: "region", "aria-label": "Invitation" });
+    this.controls = h("div", { class: "controls", role: "toolbar", "aria-label": "Room controls" });
+    this.audioState = h("span", { class: "audio-state", role: "status" });
+    this.playButton = h("button", { class: "primary", hidden: true, onclick: () => this.audio?.resume() }, "▶ Play audio");
+    this.micButton = h("button", { class: "mic" });
+    this.micButton.addEventListener("click", () => this.#toggleMic());
+    this.handButton = h("button", { class: "hand" });
+    this.handButton.addEventListener("click", () => this.#toggleHand());
+    this.leaveStageButton = h("button", { class: "ghost" }, "Leave stage");
+    this.leaveStageButton.addEventListener("click", () =>
+      busy(this.leaveStageButton, () =>
+        this.connection.call("stage:demote", { room_id: this.roomId, user_id: this.me.id }),
+      ),
+    );
+    const original = h("input", {
+      type: "checkbox",
+      checked: localStorage.getItem(ORIGINAL_SOUND_KEY) === "1",
+      onchange: () => this.#originalSound(original.checked),
+    });
+    this.originalSound = h(
+      "label",
+      { class: "toggle", title: "No echo cancellation, noise suppression or gain control: for music" },
+      original,
+      "Original sound",
+    );
+    const reactionBar = h(
+      "div",
+      { class: "reaction-bar", role: "group", "aria-label": "Reactions" },
+      this.reactions.map((emoji) =>
+        h("button", { class: "reaction", "aria-label": `React ${emoji}`, onclick: () => this.#react(emoji) }, emoji),
+      ),
+    );
+    fill(
+      this.controls,
+      h("div", { class: "controls-main" }, this.micButton, this.handButton, this.leaveStageButton, this.originalSound),
+      reactionBar,
+      h("div", { class: "controls-audio" }, this.audioState, this.playButton),
+    );
+    const leaveButton = h("a", { class: "button ghost", href: "#/" }, "Leave");
+    this.moderation = new ModerationPanel(this);
+    this.element.removeAttribute("aria-busy");
+    fill(
+      this.element,
+      h(
+        "header",
+        { class: "room-head" },
+        h("div", { class: "room-heading" }, h("div", { class: "room-status" }, this.status, this.count), this.title, this.topics),
+        leaveButton,
+      ),
+      this.invite,
+      h(
+        "div",
+        { class: "room-body" },
+        h(
+          "section",
+          { class: "stage card", "aria-labelledby": "stage-title" },
+          h("h2", { id: "stage-title", class: "visually-hidden" }, "Stage"),
+          this.burst.layer,
+          this.stage,
+          this.audienceNote,
+        ),
+        this.moderation.element,
+      ),
+      this.controls,
+    );
+  }
+
+  #apply(room) {
+    if (!this.built) return; // the join's ack brings the first snapshot
+    if (this.room && room.version < this.room.version) return; // an older view: keep ours
+    const roleBefore = this.role;
+    this.room = room;
+    this.title.textContent = room.title;
+    document.title = `${room.title} · liveroom`;
+    this.status.textContent = room.status === "live" ? "LIVE" : room.status === "scheduled" ? "Scheduled" : "Ended";
+    this.status.dataset.status = room.status;
+    fill(this.topics, room.topics.map((t) => h("li", {}, t)));
+    this.#count(room.listener_count);
+    this.#renderStage();
+    this.#renderInvite();
+    this.#renderControls();
+    this.moderation.update(room);
+    this.audio?.setMicEnabled(this.#micOpen());
+    if (roleBefore && roleBefore !== this.role) this.#announceRole(roleBefore);
+    if (room.status === "ended") this.#ended();
+  }
+
+  #announceRole(before) {
+    const now = this.role;
+    if (ON_STAGE.has(now) && !ON_STAGE.has(before)) {
+      notify(`You're on stage as ${ROLE_LABELS[now]}. Your microphone is off until you turn it on.`);
+    } else if (!ON_STAGE.has(now) && ON_STAGE.has(before)) {
+      notify("You're back in the audience.");
+    } else if (now) {
+      notify(`You're now ${ROLE_LABELS[now]}.`);
+    }
+  }
+
+  #people() {
+    const room = this.room;
+    const withRole = (users, role) => users.map((user) => ({ user, role }));
+    return [
+      { user: room.host, role: "host" },
+      ...withRole(room.cohosts, "cohost"),
+      ...withRole(room.speakers, "speaker"),
+      ...withRole(room.moderators, "moderator"),
+    ];
+  }
+
+  #renderStage() {
+    const room = this.room;
+    const muted = new Set(room.muted);
+    const away = new Set(room.away ?? []);
+    keyed(
+      this.stage,
+      this.#people(),
+      (p) => p.user.id,
+      (p) => this.#person(p),
+      (el, p) => {
+        const isMuted = ON_STAGE.has(p.role) && muted.has(p.user.id);
+        const isAway = away.has(p.user.id);
+        const you = p.user.id === this.me.id;
+        el.dataset.role = p.role;
+        el.classList.toggle("muted", isMuted);
+        el.classList.toggle("away", isAway);
+        el.querySelector(".role").textContent = (you ? "You · " : "") + ROLE_LABELS[p.role] + (isAway ? " · away" : "");
+        show(el.querySelector(".mute-icon"), isMuted);
+        const parts = [p.user.name, p.user.verified ? "verified" : null, ROLE_LABELS[p.role], isMuted ? "muted" : null, isAway ? "away" : null];
+        el.querySelector("button").setAttribute("aria-label", parts.filter(Boolean).join(", "));
+        el.person = p;
+      },
+    );
+    this.#speaking(this.levels);
+    const audience = Math.max(0, room.listener_count - this.#people().length);
+    this.audienceNote.textContent =
+      room.status === "scheduled"
+        ? `Starts ${room.scheduled_for ? formatWhen(room.scheduled_for) : "soon"}.`
+        : `${formatCount(audience)} in the audience`;
+  }
+
+  #person(p) {
+    const ring = h("span", { class: "ring" }, avatar(p.user, "l"), h("span", { class: "mute-icon", title: "Muted" }, icon("mic-off")));
+    const button = h(
+      "button",
+      { class: "person-button" },
+      ring,
+      nameLabel(p.user),
+      h("span", { class: "role" }),
+    );
+    const li = h("li", { class: "person" }, button);
+    button.addEventListener("click", () => {
+      if (li.person.user.id !== this.me.id) openMemberMenu(this, li.person.user, li.person.role);
+    });
+    return li;
+  }
+
+  #speaking(levels) {
+    this.levels = levels;
+    for (const li of this.stage.children) {
+      const level = levels[li.dataset.key] ?? -127;
+      const speaking = level > SILENT_DBOV && !li.classList.contains("muted");
+      li.classList.toggle("speaking", speaking);
+      li.style.setProperty("--level", speaking ? String(Math.min(1, (level - SILENT_DBOV) / 60)) : "0");
+    }
+  }
+
+  #count(listeners) {
+    if (!this.room) return;
+    this.room.listener_count = listeners;
+    this.count.textContent = `${formatCount(listeners)} listening`;
+  }
+
+  #renderInvite() {
+    const role = this.room.you?.invited_as;
+    show(this.invite, Boolean(role));
+    if (!role) {
+      this.invite.replaceChildren();
+      return;
+    }
+    const accept = h("button", { class: "primary" }, "Accept");
+    const decline = h("button", { class: "ghost" }, "Decline");
+    accept.addEventListener("click", () => busy(accept, () => this.connection.call("stage:accept", { room_id: this.roomId })));
+    decline.addEventListener("click", () => busy(decline, () => this.connection.call("stage:decline", { room_id: this.roomId })));
+    fill(
+      this.invite,
+      h("p", {}, `You're invited to join as ${ROLE_LABELS[role]}.`),
+      h("div", { class: "row" }, accept, decline),
+    );
+  }
+
+  #renderControls() {
+    const room = this.room;
+    const live = room.status === "live";
+    const micMuted = room.muted.includes(this.me.id);
+    const onStage = this.onStage;
+    show(this.controls, room.status !== "ended");
+    show(this.micButton, live && onStage);
+    fill(this.micButton, icon(micMuted ? "mic-off" : "mic"), micMuted ? "Unmute" : "Mute");
+    this.micButton.classList.toggle("on", !micMuted);
+    show(this.originalSound, live && onStage);
+    const listener = this.role === "listener";
+    show(this.handButton, live && listener && !room.you.invited_as);
+    const raised = Boolean(room.you?.hand_raised);
+    this.handButton.classList.toggle("raised", raised);
+    fill(this.handButton, icon("hand"), raised ? "Lower hand" : "Raise hand");
+    show(this.leaveStageButton, live && (this.role === "speaker" || this.role === "cohost" || this.role === "moderator"));
+    for (const button of this.controls.querySelectorAll(".reaction")) button.disabled = !live;
+  }
+
+  // ---- actions -------------------------------------------------------------------------------
+
+  #toggleMic() {
+    const muted = this.room.muted.includes(this.me.id);
+    busy(this.micButton, () =>
+      muted
+        ? this.connection.call("stage:unmute", { room_id: this.roomId })
+        : this.connection.call("stage:mute", { room_id: this.roomId, user_id: this.me.id }),
+    );
+  }
+
+  #toggleHand() {
+    const raised = Boolean(this.room.you?.hand_raised);
+    busy(this.handButton, async () => {
+      await this.connection.call(raised ? "stage:cancel" : "stage:request", { room_id: this.roomId });
+      if (!raised) notify("Hand raised: the hosts can see it.");
+    });
+  }
+
+  #react(emoji) {
+    this.connection.call("react", { room_id: this.roomId, emoji }).catch((error) => notify(error.display, "error"));
+  }
+
+  #originalSound(on) {
+    localStorage.setItem(ORIGINAL_SOUND_KEY, on ? "1" : "0");
+    this.audio?.setOriginalSound(on);
+  }
+
+  // ---- ends and failures -----------------------------------------------------------------------
+
+  #audioStatus({ state, message }) {
+    const text = {
+      connecting: "Connecting audio…",
+      connected: this.onStage ? "Audio connected" : "Listening",
+      retrying: message,
+      blocked: message,
+      failed: message,
+    }[state];
+    this.audioState.textContent = text ?? "";
+    this.audioState.dataset.state = state;
+    show(this.playButton, state === "blocked");
+  }
+
+  #ended() {
+    this.audio?.close();
+    this.audio = null;
+    if (this.endedShown) return;
+    this.endedShown = true;
+    this.status.textContent = "Ended";
+    this.status.dataset.status = "ended";
+    show(this.controls, false);
+    this.element.append(
+      h("div", { class: "card ended", role: "status" }, h("p", {}, "This room has ended. Thanks for listening!"), h("a", { class: "button", href: "#/" }, "Find another room")),
+    );
+  }
+
+  #removed(ban) {
+    this.joined = false;
+    notify(ban ? "You were removed from this room and can't rejoin." : "You were removed from this room.", "error");
+    this.app.go("#/");
+  }
+
+  #failed(error) {
+    this.element.removeAttribute("aria-busy");
+    const title = ERROR_TITLES[error.code] ?? "Couldn't join this room";
+    const retry = h("button", { onclick: () => this.app.route() }, "Try again");
+    fill(
+      this.element,
+      h(
+        "div",
+        { class: "card failure", role: "alert" },
+        h("h1", {}, title),
+        h("p", {}, error.display ?? error.message),
+        h("div", { class: "row" }, h("a", { class: "button", href: "#/" }, "Back to rooms"), error.code === "gone" || error.code === "not_found" ? null : retry),
+      ),
+    );
+  }
+}
