@@ -25,6 +25,10 @@ from liveroom.errors import LiveroomError
 from liveroom.media.engine import MediaEngine
 from liveroom.media.ice import ice_servers_for
 from liveroom.media.stage_audio import StageAudio
+from liveroom.qa.api import QaApi
+from liveroom.qa.model import QaLimits
+from liveroom.qa.service import QaService
+from liveroom.qa.store import SqlQaStore
 from liveroom.ratelimit import RateLimits
 from liveroom.rooms.api import RoomsApi
 from liveroom.rooms.participation import ParticipationLog
@@ -33,6 +37,7 @@ from liveroom.rooms.service import RoomsConfig, RoomService
 from liveroom.rooms.stage import StageLimits
 from liveroom.rooms.store import MemoryStageStore, SqlRoomStore
 from liveroom.signaling import clock_sync
+from liveroom.signaling import qa as qa_events
 from liveroom.signaling import rooms as room_events
 from liveroom.signaling.dispatch import Signaling
 from liveroom.signaling.registry import EventRegistry
@@ -54,6 +59,7 @@ REGISTRY = web.AppKey("registry", EventRegistry)
 SIGNALING = web.AppKey("signaling", Signaling)
 ROOMS = web.AppKey("rooms", RoomService)
 AUDIO = web.AppKey("audio", StageAudio)
+QA = web.AppKey("qa", QaService)
 
 
 class StartupError(LiveroomError):
@@ -131,7 +137,18 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         )
         return {"mode": "webrtc", "ice_servers": servers}
 
-    room_events.register(registry, rooms, limits, audio, media_info)
+    qa = QaService(
+        SqlQaStore(sessions),
+        rooms,
+        sio,
+        limits,
+        clock,
+        QaLimits(max_chars=config.question_max_chars, gravity=config.qa_gravity),
+    )
+    rooms.observers.append(qa)
+
+    room_events.register(registry, rooms, limits, audio, media_info, qa)
+    qa_events.register(registry, rooms, qa)
     signaling.connect_guards.append(rooms.admit)
     signaling.disconnect_hooks.append(
         lambda conn: rooms.socket_closed(conn.sid, conn.identity.user_id)
@@ -139,6 +156,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
 
     PlatformApi(tokens, limits, config.guests).add_routes(app)
     RoomsApi(rooms).add_routes(app)
+    QaApi(qa, rooms, tokens).add_routes(app)
     web_dir = config.web_dir or bundled_web_dir()
     if web_dir is not None:
         app.router.add_get("/", _index(web_dir))
@@ -147,7 +165,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app[CONFIG], app[CLOCK], app[TOKENS], app[LIMITS] = config, clock, tokens, limits
     app[ENGINE], app[SESSIONS], app[USERS] = engine, sessions, users
     app[SIO], app[REGISTRY], app[SIGNALING], app[ROOMS] = sio, registry, signaling, rooms
-    app[AUDIO] = audio
+    app[AUDIO], app[QA] = audio, qa
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_close_sockets)
@@ -185,8 +203,10 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     app[USERS].start()
     await app[ROOMS].start()
     app[AUDIO].start()
+    await app[QA].start()
     yield
     await app[ROOMS].stop()  # idempotent: on_shutdown stopped it already
+    await app[QA].stop()
     await app[AUDIO].stop()
     await app[USERS].stop()
 

@@ -48,6 +48,8 @@ class Config:
     turn_secret: str | None = None
     turn_ttl_s: int = 6 * 3600
     ice_loopback: bool = False
+    question_max_chars: int = 280
+    qa_gravity: float = 1.8
     shutdown_timeout_s: float = 5.0
 
     @property
@@ -174,6 +176,13 @@ OPTIONS: tuple[Option, ...] = (
         _bool,
         is_switch_on=True,
     ),
+    Option(
+        "question_max_chars",
+        "--question-max-chars",
+        "longest question, in characters (Unicode code points) after trimming",
+        int,
+    ),
+    Option("qa_gravity", "--qa-gravity", "how fast age sinks a question in `hot` order", float),
     Option(
         "web_dir",
         "--web-dir",

@@ -52,6 +52,9 @@ LIMITS: dict[str, LimitSpec] = {
     "connects": LimitSpec(RateLimit(60, 60), "IP", "Socket.IO connections opened"),
     "reactions": LimitSpec(RateLimit(10, 1), "user", "`react` taps (they are summed per room)"),
     "reports": LimitSpec(RateLimit(5, 60), "user", "`room:report`"),
+    "questions": LimitSpec(
+        RateLimit(1, 30), "user", "`qa:ask` questions taken (a refused question costs nothing)"
+    ),
     "offers": LimitSpec(
         RateLimit(5, 10), "user", "`rtc:offer` (each makes a DTLS key and a peer connection)"
     ),
@@ -125,13 +128,22 @@ class RateLimiter:
     def hit(self, key: str) -> None:
         """Count one hit for ``key`` or raise :class:`RateLimited` (the hit is not counted)."""
         now = self._clock.monotonic()
-        tat, retry_after = admit(self._tats.get(key, now), now, self.limit)
-        if retry_after is not None:
-            raise RateLimited(f"too many {self.name.replace('_', ' ')}; slow down", retry_after)
+        tat = self._admitted(key, now)
         self._tats[key] = tat
         self._tats.move_to_end(key)
         if len(self._tats) > self._max_keys:
             self._evict(now)
+
+    def check(self, key: str) -> None:
+        """Raise :class:`RateLimited` if a hit for ``key`` would be refused now; count nothing
+        (for limits that count only what succeeds: a refused question costs no quota)."""
+        self._admitted(key, self._clock.monotonic())
+
+    def _admitted(self, key: str, now: float) -> float:
+        tat, retry_after = admit(self._tats.get(key, now), now, self.limit)
+        if retry_after is not None:
+            raise RateLimited(f"too many {self.name.replace('_', ' ')}; slow down", retry_after)
+        return tat
 
     def _evict(self, now: float) -> None:
         # A key whose tat has passed is indistinguishable from a fresh one: forget those first,

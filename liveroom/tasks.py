@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from liveroom.clock import Clock
+from liveroom.errors import LiveroomError
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +57,52 @@ class Periodic:
                 await self._action()
             except Exception:
                 logger.exception("%s failed; next try in %ss", self.name, self._interval)
+
+
+class Spawned:
+    """One-off tasks an owner starts (say, a message sent after the current event's ack) and
+    cancels and awaits when it stops. A task's failure is logged, not lost; a
+    :class:`~liveroom.errors.LiveroomError` (a room that ended meanwhile) is expected."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not isinstance(error, LiveroomError):
+            logger.error("%s: a task failed", self.name, exc_info=error)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class KeyedLocks:
+    """One lock per key (a room), made on first use; :meth:`retain` forgets idle ones."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def __call__(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def drop(self, key: str) -> None:
+        self._locks.pop(key, None)
+
+    def retain(self, keys: set[str]) -> None:
+        """Forget the locks of other keys that nobody holds."""
+        for key in [k for k, lock in self._locks.items() if k not in keys and not lock.locked()]:
+            del self._locks[key]

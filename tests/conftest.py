@@ -18,13 +18,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from liveroom.app import RunningServer, start_server
 from liveroom.auth import Grants, Identity, TokenService
 from liveroom.client import LiveroomClient
 from liveroom.clock import SystemClock
 from liveroom.config import Config
+from liveroom.db.migrate import upgrade
+from liveroom.db.session import create_engine
 from liveroom.media.ice import use_loopback_candidates
 from liveroom.ratelimit import RateLimit
 from tests.fakes import FakeClock
@@ -188,3 +190,21 @@ def redis_url() -> Iterator[str]:
 
 def with_overrides(config: Config, **changes: Any) -> Config:
     return replace(config, **changes)
+
+
+async def database_url(kind: str, tmp_path: Path, stack: contextlib.AsyncExitStack) -> str:
+    """A new, empty database for one test: a SQLite file, or a PostgreSQL database dropped when
+    ``stack`` closes."""
+    if kind == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return await stack.enter_async_context(fresh_pg_database())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A migrated, empty database of each kind."""
+    async with contextlib.AsyncExitStack() as stack:
+        engine = create_engine(await database_url(request.param, tmp_path, stack))
+        stack.push_async_callback(engine.dispose)
+        await upgrade(engine)
+        yield engine

@@ -423,6 +423,11 @@ def _update(state: RoomState, command: UpdateRoom, actor: Actor) -> _Result:
         playlist_output=command.playlist_output or current.playlist_output,
         recording=current.recording if command.recording is None else command.recording,
         on_host_leave=command.on_host_leave or current.on_host_leave,
+        qa_return_to_audience=(
+            current.qa_return_to_audience
+            if command.qa_return_to_audience is None
+            else command.qa_return_to_audience
+        ),
     )
     if title == state.title and settings == current:
         return state, []
@@ -435,7 +440,14 @@ def _update(state: RoomState, command: UpdateRoom, actor: Actor) -> _Result:
     ]
 
 
-_SETTING_NAMES = ("qa_mode", "playlist_mode", "playlist_output", "recording", "on_host_leave")
+_SETTING_NAMES = (
+    "qa_mode",
+    "playlist_mode",
+    "playlist_output",
+    "recording",
+    "on_host_leave",
+    "qa_return_to_audience",
+)
 
 
 def _end(state: RoomState, now_ms: int, actor_id: str | None, reason: str) -> _Result:

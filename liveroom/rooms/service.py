@@ -8,7 +8,6 @@ per join; counts, the audience's view and reactions are coalesced by a ticker.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections import OrderedDict
@@ -51,7 +50,7 @@ from liveroom.rooms.stage import (
 )
 from liveroom.rooms.store import SqlRoomStore, StageStore, durable_changed, restored
 from liveroom.rooms.views import room_view, snapshot, you_view
-from liveroom.tasks import Periodic
+from liveroom.tasks import KeyedLocks, Periodic, Spawned
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +117,12 @@ class RoomService:
         self._connected = connected
         self._clock = clock
         self.config = config
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._lock = KeyedLocks()
         # Rooms that ended lately: commands that were queued on their lock answer `gone`.
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._due = Due()
         self._server_bans: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Spawned("rooms")
         self._stopping = False
         self._ticker = Periodic("rooms-ticker", TICK_S, self.tick, clock)
         self.observers: list[StageObserver] = []
@@ -155,20 +154,20 @@ class RoomService:
             return
         self._stopping = True
         await self._ticker.stop()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.stop()
         self._participation.close_all()
         await self._participation.stop()
 
     def _later(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` after the current event's ack is queued (it is queued before any task
         created during the handler runs), owned by this service."""
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
 
     # --- reading ----------------------------------------------------------------------------
+
+    def get(self, room_id: str) -> RoomState | None:
+        """An open room's state, or ``None``."""
+        return self._live.get(room_id)
 
     def state(self, room_id: str) -> RoomState:
         """An open room; ``Gone`` for one that ended on this node lately, else ``NotFound``."""
@@ -389,8 +388,6 @@ class RoomService:
             raise Invalid("report either a user_id or a question_id")
         if user_id == identity.user_id:
             raise Invalid("you cannot report yourself")
-        if question_id is not None:
-            raise NotFound("no such question")  # questions arrive with Q&A
         await self._records.add_report(
             room_id, identity.user_id, user_id, question_id, reason, self._clock.now_ms()
         )
@@ -417,12 +414,6 @@ class RoomService:
         ], next_cursor
 
     # --- applying and telling ---------------------------------------------------------------
-
-    def _lock(self, room_id: str) -> asyncio.Lock:
-        lock = self._locks.get(room_id)
-        if lock is None:
-            lock = self._locks[room_id] = asyncio.Lock()
-        return lock
 
     async def _apply_locked(
         self, state: RoomState, command: Command, actor: Actor
@@ -491,7 +482,7 @@ class RoomService:
         self._participation.close_room(room_id)
         self._live.drop(room_id)
         self._due.forget(room_id)
-        self._locks.pop(room_id, None)
+        self._lock.drop(room_id)
         logger.info("room %s ended", room_id)
 
     async def _announce_start(self, room_id: str, title: str) -> None:
@@ -500,14 +491,14 @@ class RoomService:
             for sid in self._sids_of_user(user_id):
                 await self._emit.emit("room:started", payload, to=sid)
 
-    def _staff_ids(self, state: RoomState) -> list[str]:
+    def staff_ids(self, state: RoomState) -> list[str]:
         """Host, co-hosts, moderators, and admins present (they act as host anywhere)."""
         staff = [state.host, *state.cohosts, *state.moderators]
         return staff + sorted(self.presence.admins(state.id) - set(staff))
 
     async def _send_staff_views(self, state: RoomState) -> None:
         count = self.presence.count(state.id)
-        for user_id in self._staff_ids(state):
+        for user_id in self.staff_ids(state):
             sids = self.presence.sids_of(state.id, user_id)
             if sids:
                 view = snapshot(state, user_id, count, admin=True)
@@ -526,7 +517,7 @@ class RoomService:
         (they are skipped by the broadcast); staff have theirs already."""
         count = self.presence.count(state.id)
         view = {**room_view(state, count, staff=False), "you": _PLAIN_YOU}
-        staff = set(self._staff_ids(state))
+        staff = set(self.staff_ids(state))
         skip: list[str] = []
         personal: list[tuple[str, dict[str, Any]]] = []
         for user_id in {p.id for p in state.people}:
@@ -564,10 +555,7 @@ class RoomService:
                 await self._send_audience_view(open_room)
         open_ids = {s.id for s in self._live}
         self._due.retain(open_ids)
-        for room_id in [
-            r for r, lock in self._locks.items() if r not in open_ids and not lock.locked()
-        ]:
-            del self._locks[room_id]
+        self._lock.retain(open_ids)
         counts = ((s.id, self.presence.count(s.id)) for s in self._live)
         for room_id, listeners in self._due.counts_due(now, counts):
             await self._emit.emit(

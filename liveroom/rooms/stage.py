@@ -52,6 +52,8 @@ class RoomSettings:
     playlist_output: PlaylistOutput = PlaylistOutput.CLIENTS
     recording: bool = False
     on_host_leave: OnHostLeave = OnHostLeave.HANDOVER
+    qa_return_to_audience: bool = True
+    """A fan brought on stage for a question goes back to the audience when it is answered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +175,7 @@ class UpdateRoom:
     playlist_output: PlaylistOutput | None = None
     recording: bool | None = None
     on_host_leave: OnHostLeave | None = None
+    qa_return_to_audience: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,6 +127,9 @@ def settings_from_json(data: dict[str, Any]) -> RoomSettings:
         playlist_output=PlaylistOutput(data.get("playlist_output", default.playlist_output)),
         recording=bool(data.get("recording", default.recording)),
         on_host_leave=OnHostLeave(data.get("on_host_leave", default.on_host_leave)),
+        qa_return_to_audience=bool(
+            data.get("qa_return_to_audience", default.qa_return_to_audience)
+        ),
     )
 
 

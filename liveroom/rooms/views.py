@@ -29,6 +29,7 @@ def settings_view(settings: RoomSettings) -> dict[str, Any]:
         "playlist_output": settings.playlist_output.value,
         "recording": settings.recording,
         "on_host_leave": settings.on_host_leave.value,
+        "qa_return_to_audience": settings.qa_return_to_audience,
     }
 
 

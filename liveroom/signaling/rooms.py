@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
@@ -49,6 +49,7 @@ class Settings(Payload):
     playlist_output: Literal["clients", "room"] | None = None
     recording: bool | None = None
     on_host_leave: Literal["handover", "end"] | None = None
+    qa_return_to_audience: bool | None = None
 
     def to_settings(self) -> RoomSettings:
         default = RoomSettings()
@@ -58,6 +59,11 @@ class Settings(Payload):
             playlist_output=PlaylistOutput(self.playlist_output or default.playlist_output),
             recording=default.recording if self.recording is None else self.recording,
             on_host_leave=OnHostLeave(self.on_host_leave or default.on_host_leave),
+            qa_return_to_audience=(
+                default.qa_return_to_audience
+                if self.qa_return_to_audience is None
+                else self.qa_return_to_audience
+            ),
         )
 
 
@@ -128,12 +134,21 @@ class React(RoomRef):
 MediaInfo = Callable[[Identity], dict[str, Any]]
 
 
+class Questions(Protocol):
+    """What the rooms' events need of Q&A: a joiner's first list, and reported questions."""
+
+    def joined(self, sid: str, identity: Identity, room_id: str) -> None: ...
+
+    async def ensure_question(self, room_id: str, question_id: str) -> None: ...
+
+
 def register(
     registry: EventRegistry,
     rooms: RoomService,
     limits: RateLimits,
     audio: StageAudio,
     media_info: MediaInfo,
+    questions: Questions,
 ) -> None:
     """Add the room events and the resolver that finds a user's standing in a room."""
 
@@ -166,6 +181,7 @@ def register(
     async def join(ctx: EventContext, p: JoinRoom) -> Ack:
         room = await rooms.join(ctx.sid, ctx.identity, p.room_id, p.market)
         reactions = list(rooms.config.reactions)
+        questions.joined(ctx.sid, ctx.identity, p.room_id)  # sent after this ack
         return {"room": room, "media": media_info(ctx.identity), "reactions": reactions}
 
     async def rtc_offer(ctx: EventContext, p: RtcOffer) -> Ack:
@@ -187,6 +203,7 @@ def register(
             playlist_output=PlaylistOutput(s.playlist_output) if s.playlist_output else None,
             recording=s.recording,
             on_host_leave=OnHostLeave(s.on_host_leave) if s.on_host_leave else None,
+            qa_return_to_audience=s.qa_return_to_audience,
         )
         state = await rooms.apply(p.room_id, command, actor_of(ctx.identity))
         return {"room": rooms.view_for(state, ctx.identity.user_id)}
@@ -212,7 +229,7 @@ def register(
     registry.add("stage:invite", InvitePayload, invite)
     registry.add("rtc:offer", RtcOffer, rtc_offer)
     _stage_commands(registry, rooms)
-    _member_events(registry, rooms, limits)
+    _member_events(registry, rooms, limits, questions)
 
 
 def _stage_commands(registry: EventRegistry, rooms: RoomService) -> None:
@@ -243,7 +260,9 @@ def _stage_commands(registry: EventRegistry, rooms: RoomService) -> None:
     targeted("stage:mute", Mute)
 
 
-def _member_events(registry: EventRegistry, rooms: RoomService, limits: RateLimits) -> None:
+def _member_events(
+    registry: EventRegistry, rooms: RoomService, limits: RateLimits, questions: Questions
+) -> None:
     """Member search and removal, reports and reactions."""
 
     async def members(ctx: EventContext, p: MembersPayload) -> Ack:
@@ -264,6 +283,8 @@ def _member_events(registry: EventRegistry, rooms: RoomService, limits: RateLimi
         reason = " ".join(p.reason.split())
         if not reason:
             raise Invalid("reason: say what is wrong")
+        if p.question_id is not None:
+            await questions.ensure_question(p.room_id, p.question_id)
         await rooms.report(ctx.identity, p.room_id, p.user_id, p.question_id, reason)
         return {}
 

@@ -29,6 +29,7 @@ from playwright.async_api import (
 
 from liveroom.app import RunningServer
 from tests.conftest import need_service
+from tests.peers import Peers
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
@@ -83,6 +84,8 @@ class Participant:
     async def screenshot(self, artifacts_dir: Path, name: str) -> Path:
         """A full-page screenshot saved as ``<artifacts_dir>/<test>-<name>.png``."""
         path = artifacts_dir / f"{self.test_name}-{_file_safe(name)}.png"
+        # From the top: a page scrolled by clicks draws its sticky bar mid-page otherwise.
+        await self.page.evaluate("() => window.scrollTo(0, 0)")
         await self.page.screenshot(path=path, full_page=True)
         return path
 
@@ -178,3 +181,21 @@ async def launch(
         finally:
             if playwright is not None:
                 await playwright.stop()
+
+
+@pytest.fixture
+async def python(web_server: RunningServer) -> AsyncIterator[Peers]:
+    """SDK clients beside the browsers."""
+    peers = Peers(web_server)
+    yield peers
+    await peers.close()
+
+
+async def sign_in_with_token(p: Participant, token: str) -> None:
+    await p.page.get_by_label("Access token").fill(token)
+    await p.page.get_by_role("button", name="Sign in with token").click()
+
+
+async def sign_in_as_guest(p: Participant, name: str) -> None:
+    await p.page.get_by_label("Display name").fill(name)
+    await p.page.get_by_role("button", name="Continue").click()

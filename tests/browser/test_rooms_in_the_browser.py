@@ -1,12 +1,12 @@
 """The web client in real Chromium: a host and a fan run a room with live audio, the fan comes on
 stage, a Python aiortc listener hears both; names are text, never markup; the client survives a
-network drop; the staff's tools act. Screenshots of each view are saved as artifacts."""
+network drop; the staff's tools act; a scheduled room starts in place, and its host is asked
+before leaving ends it. Screenshots of each view are saved as artifacts."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from playwright.async_api import expect
 from liveroom.app import SIGNALING, SIO, RunningServer
 from liveroom.client.audio import AudioSession
 from liveroom.media.mixer import SAMPLE_RATE
-from tests.browser.conftest import Launch, Participant
+from tests.browser.conftest import Launch, Participant, sign_in_as_guest, sign_in_with_token
 from tests.conftest import make_token
 from tests.hearing import band, until_heard
 from tests.peers import Peers
@@ -26,24 +26,12 @@ pytestmark = pytest.mark.browser
 HOST_HZ, FAN_HZ = 440, 880
 XSS_NAME = "<img src=x onerror=alert(1)>"
 PHONE = (390, 844)
-
-
-@pytest.fixture
-async def python(web_server: RunningServer) -> AsyncIterator[Peers]:
-    """SDK clients beside the browsers."""
-    peers = Peers(web_server)
-    yield peers
-    await peers.close()
-
-
-async def sign_in_with_token(p: Participant, token: str) -> None:
-    await p.page.get_by_label("Access token").fill(token)
-    await p.page.get_by_role("button", name="Sign in with token").click()
-
-
-async def sign_in_as_guest(p: Participant, name: str) -> None:
-    await p.page.get_by_label("Display name").fill(name)
-    await p.page.get_by_role("button", name="Continue").click()
+# Keep the names of the events the page sends from now on, in window.calls.
+RECORD_CALLS_JS = """() => {
+  const c = window.liveroom.connection, call = c.call.bind(c);
+  window.calls = [];
+  c.call = (event, ...rest) => { window.calls.push(event); return call(event, ...rest); };
+}"""
 
 
 async def audio_stats(p: Participant) -> dict[str, Any]:
@@ -255,3 +243,55 @@ async def test_staff_tools_search_invite_mute_ban_and_end(
     await one.next_event("room:ended")
     await expect(host.page.get_by_text("This room has ended")).to_be_visible()
     assert host.errors == []
+
+
+async def test_a_scheduled_room_starts_in_place_and_the_host_confirms_leaving(
+    web_server: RunningServer, launch: Launch, artifacts_dir: Path
+) -> None:
+    host = await launch("host")
+    fan = await launch("fan")
+    await host.page.goto(web_server.url + "/#/signin")
+    await sign_in_with_token(host, make_token("artist", "Artist", host=True))
+    await host.page.get_by_label("Title").fill("Later on")
+    await host.page.get_by_label("Start later").fill("2099-01-01T20:00")
+    await host.page.get_by_role("button", name="Schedule room").click()
+    await host.page.get_by_role("link", name="Later on").click()
+    await expect(host.page.get_by_role("button", name="Start the room now")).to_be_visible()
+    room_id = host.page.url.rsplit("/", 1)[1]
+
+    # Not started yet: the fan can ask to be reminded from the room's own page.
+    await fan.page.goto(f"{web_server.url}/#/room/{room_id}")
+    await sign_in_as_guest(fan, "Mina")
+    await expect(fan.page.get_by_role("heading", name="hasn't started yet")).to_be_visible()
+    await fan.page.get_by_role("button", name="Remind me").click()
+    await expect(fan.page.get_by_role("button", name="🔔 Reminder set")).to_be_visible()
+
+    # The host starts it: the same view goes live with audio, without leaving and joining again.
+    await host.page.evaluate(RECORD_CALLS_JS)
+    await host.page.get_by_role("button", name="Start the room now").click()
+    await expect(host.page.get_by_role("button", name="Unmute")).to_be_visible()
+    await expect(host.page.get_by_role("status").filter(has_text="Audio connected")).to_be_visible()
+    assert not {"room:join", "room:leave"} & set(await host.page.evaluate("() => window.calls"))
+
+    # The reminder arrives on the fan's page; "Join" joins that same page.
+    await fan.page.get_by_role("button", name="Join").click()
+    await expect(fan.page.get_by_role("button", name="Raise hand")).to_be_visible()
+    await fan.page.evaluate(RECORD_CALLS_JS)
+    await fan.page.locator(".skip-link").focus()
+    await fan.page.keyboard.press("Enter")  # moves the focus, and stays in the room
+    await expect(fan.page.locator("main")).to_be_focused()
+    assert fan.page.url.endswith(room_id)
+
+    # Leaving would end the room: the host is asked first; cancelling stays.
+    await host.page.get_by_role("link", name="liveroom home").click()
+    dialog = host.page.get_by_role("dialog")
+    await expect(dialog).to_contain_text("leaving ends the room for everyone")
+    await dialog.get_by_role("button", name="Cancel").click()
+    assert host.page.url.endswith(room_id)
+    await host.page.get_by_role("link", name="Leave", exact=True).click()
+    await dialog.get_by_role("button", name="Leave").click()
+    await expect(host.page.get_by_role("heading", name="Live now")).to_be_visible()
+    await expect(fan.page.get_by_role("heading", name="This room has ended")).to_be_focused()
+    assert "room:leave" not in await fan.page.evaluate("() => window.calls")
+    await fan.screenshot(artifacts_dir, "fan-room-ended")
+    assert host.errors == [] and fan.errors == []

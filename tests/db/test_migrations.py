@@ -18,17 +18,13 @@ from liveroom.db.base import Base
 from liveroom.db.migrate import current_revision, head_revision, upgrade
 from liveroom.db.session import create_engine, session_factory
 from liveroom.users.store import SqlUserStore, UserRecord
-from tests.conftest import fresh_pg_database
+from tests.conftest import database_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     async with contextlib.AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-        else:
-            url = await stack.enter_async_context(fresh_pg_database())
-        engine = create_engine(url)
+        engine = create_engine(await database_url(request.param, tmp_path, stack))
         yield engine
         await engine.dispose()
 

@@ -1199,6 +1199,7 @@ def test_a_snapshot_shows_the_stage_in_order() -> None:
         "playlist_output": "clients",
         "recording": False,
         "on_host_leave": "handover",
+        "qa_return_to_audience": True,
     }
     assert view["you"] == {"role": "speaker", "hand_raised": False, "invited_as": None}
 

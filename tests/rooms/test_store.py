@@ -7,15 +7,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from liveroom.db.migrate import upgrade
-from liveroom.db.session import create_engine, session_factory
+from liveroom.db.session import session_factory
 from liveroom.permissions import Role
 from liveroom.rooms.model import apply, new_room, role_of
 from liveroom.rooms.participation import ParticipationLog
@@ -48,7 +46,6 @@ from liveroom.rooms.stage import (
     UserInfo,
 )
 from liveroom.rooms.store import SqlRoomStore, restored
-from tests.conftest import fresh_pg_database
 from tests.fakes import START_MS, FakeClock, eventually
 
 ARTIST = UserInfo("artist", "Artist", verified=True)
@@ -57,20 +54,6 @@ BO = UserInfo("bo", "Bo")
 CY = UserInfo("cy", "Cy")
 EVE = UserInfo("eve", "Eve", verified=True)
 TROLL = UserInfo("troll", "Troll")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """A migrated, empty database of each kind."""
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite+aiosqlite:///{tmp_path / 'rooms.db'}"
-        else:
-            url = await stack.enter_async_context(fresh_pg_database())
-        engine = create_engine(url)
-        stack.push_async_callback(engine.dispose)
-        await upgrade(engine)
-        yield engine
 
 
 @pytest.fixture

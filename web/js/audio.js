@@ -27,8 +27,9 @@ function gathered(pc) {
 }
 
 /**
- * Events (EventTarget): "status" with detail {state, message?}: state is "connecting",
- * "connected", "retrying", "blocked" (autoplay refused: call resume() from a click), "failed".
+ * Events (EventTarget): "status" with detail {state, message, blocked, micError}: state is
+ * "connecting", "connected", "retrying" or "failed"; `blocked` is true while the browser refuses
+ * to play (call resume() from a click); `micError` says why the microphone could not be had.
  */
 export class RoomAudio extends EventTarget {
   constructor({ connection, roomId, iceServers, element, originalSound }) {
@@ -40,12 +41,24 @@ export class RoomAudio extends EventTarget {
     this.originalSound = originalSound;
     this.pc = null;
     this.microphone = null; // MediaStream while on stage
+    this.microphoneRequest = null; // the getUserMedia every waiting offer shares
+    this.microphoneWanted = 0; // bumped when the microphone is released: a late one is stopped
+    this.micError = null;
+    this.blocked = false;
+    this.state = null;
+    this.message = null;
     this.publishing = false;
     this.micEnabled = false;
     this.generation = 0;
     this.retries = 0;
     this.retryTimer = null;
     this.closed = false;
+    this.onPlaying = () => {
+      if (!this.blocked) return;
+      this.blocked = false;
+      this.#emit(this.state, this.message);
+    };
+    element.addEventListener("playing", this.onPlaying);
   }
 
   /** (Re)negotiate: publish=true sends the microphone (on stage), false only listens. */
@@ -66,7 +79,7 @@ export class RoomAudio extends EventTarget {
       } else {
         pc.addTransceiver("audio", { direction: "recvonly" });
       }
-      pc.addEventListener("track", (event) => this.#play(event.track));
+      pc.addEventListener("track", (event) => this.#play(event.track, generation));
       pc.addEventListener("connectionstatechange", () => this.#stateChanged(pc, generation));
       await pc.setLocalDescription(await pc.createOffer());
       await gathered(pc);
@@ -81,16 +94,17 @@ export class RoomAudio extends EventTarget {
     } catch (error) {
       if (generation !== this.generation || this.closed) return;
       if (error instanceof ActionError && error.code === "microphone") {
-        // Still hear the room; speaking waits for the microphone (the next offer asks again).
-        this.#emit("failed", error.display);
-        if (publish) this.connect(false);
+        // Still hear the room (micError says why not speaking); unmuting asks again.
+        this.micError = error.display;
+        this.connect(false);
         return;
       }
       if (error instanceof ActionError && ["gone", "forbidden", "conflict"].includes(error.code)) {
         this.#emit("failed", error.display);
         return;
       }
-      this.#retry(generation, error instanceof ActionError ? error.display : String(error));
+      const wait = error instanceof ActionError && error.code === "rate_limited" ? error.retryAfter : 0;
+      this.#retry(generation, error instanceof ActionError ? error.display : String(error), wait * 1000);
     }
   }
 
@@ -109,13 +123,8 @@ export class RoomAudio extends EventTarget {
   }
 
   /** Retry playback after the browser refused to autoplay (call from a user gesture). */
-  async resume() {
-    try {
-      await this.element.play();
-      this.#emit(this.pc?.connectionState === "connected" ? "connected" : "connecting");
-    } catch {
-      this.#emit("blocked", "Tap “Play audio” to listen");
-    }
+  resume() {
+    this.#startPlaying(this.generation);
   }
 
   /** What the browser receives, for the connection panel (and tests). */
@@ -142,6 +151,7 @@ export class RoomAudio extends EventTarget {
     this.closed = true;
     this.generation++;
     clearTimeout(this.retryTimer);
+    this.element.removeEventListener("playing", this.onPlaying);
     this.#replace(null);
     this.#releaseMicrophone();
     this.element.srcObject = null;
@@ -149,29 +159,47 @@ export class RoomAudio extends EventTarget {
 
   async #microphoneTrack() {
     if (!this.microphone) {
-      const processing = !this.originalSound;
-      try {
-        this.microphone = await navigator.mediaDevices.getUserMedia({
-          audio: {
-            echoCancellation: processing,
-            noiseSuppression: processing,
-            autoGainControl: processing,
-            channelCount: 1,
-          },
-        });
-      } catch (error) {
-        throw new ActionError(
-          "microphone",
-          `Your microphone is not available (${error.name}): allow it to speak`,
-        );
-      }
+      this.microphoneRequest ??= this.#openMicrophone();
+      await this.microphoneRequest;
     }
-    const [track] = this.microphone.getAudioTracks();
-    track.enabled = this.micEnabled;
+    const track = this.microphone?.getAudioTracks()[0] ?? null;
+    if (track) track.enabled = this.micEnabled;
     return track;
   }
 
+  /** Ask the browser for the microphone; one that arrives after it was released is stopped. */
+  async #openMicrophone() {
+    const wanted = this.microphoneWanted;
+    const processing = !this.originalSound;
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({
+        audio: {
+          echoCancellation: processing,
+          noiseSuppression: processing,
+          autoGainControl: processing,
+          channelCount: 1,
+        },
+      });
+    } catch (error) {
+      throw new ActionError(
+        "microphone",
+        `Your microphone is not available (${error.name}): allow it, then press Unmute`,
+      );
+    } finally {
+      if (wanted === this.microphoneWanted) this.microphoneRequest = null;
+    }
+    if (wanted !== this.microphoneWanted || this.closed || !this.publishing) {
+      for (const track of stream.getTracks()) track.stop(); // closed, off stage or new settings
+      return;
+    }
+    this.microphone = stream;
+    this.micError = null;
+  }
+
   #releaseMicrophone() {
+    this.microphoneWanted++;
+    this.microphoneRequest = null;
     for (const track of this.microphone?.getTracks() ?? []) track.stop();
     this.microphone = null;
   }
@@ -182,9 +210,19 @@ export class RoomAudio extends EventTarget {
     if (old) old.close();
   }
 
-  #play(track) {
+  #play(track, generation) {
+    if (generation !== this.generation) return;
     this.element.srcObject = new MediaStream([track]);
-    this.element.play().catch(() => this.#emit("blocked", "Tap “Play audio” to listen"));
+    this.#startPlaying(generation);
+  }
+
+  /** play(); only the browser's autoplay refusal counts as blocked (not an interrupted play). */
+  #startPlaying(generation) {
+    this.element.play().catch((error) => {
+      if (error.name !== "NotAllowedError" || this.closed || generation !== this.generation) return;
+      this.blocked = true;
+      this.#emit(this.state, this.message);
+    });
   }
 
   #stateChanged(pc, generation) {
@@ -197,8 +235,8 @@ export class RoomAudio extends EventTarget {
     }
   }
 
-  #retry(generation, message) {
-    const delay = RETRY_DELAYS_MS[Math.min(this.retries, RETRY_DELAYS_MS.length - 1)];
+  #retry(generation, message, atLeastMs = 0) {
+    const delay = Math.max(atLeastMs, RETRY_DELAYS_MS[Math.min(this.retries, RETRY_DELAYS_MS.length - 1)]);
     this.retries++;
     this.#emit("retrying", `${message} — retrying in ${Math.round(delay / 1000)} s`);
     this.retryTimer = setTimeout(() => {
@@ -208,6 +246,8 @@ export class RoomAudio extends EventTarget {
 
   #emit(state, message = null) {
     this.state = state;
-    this.dispatchEvent(new CustomEvent("status", { detail: { state, message } }));
+    this.message = message;
+    const detail = { state, message, blocked: this.blocked, micError: this.micError };
+    this.dispatchEvent(new CustomEvent("status", { detail }));
   }
 }

@@ -5,17 +5,24 @@ import { io } from "../vendor/socket.io.esm.min.js";
 import { ActionError } from "./api.js";
 
 const CALL_TIMEOUT_MS = 10000;
+const REFUSED_RETRY_MS = [3000, 6000, 12000, 30000];
+// The server's reasons that mean this token will never be accepted (docs/protocol.md).
+const TOKEN_REFUSALS = ["missing token", "invalid token", "token expired", "a guest token cannot carry"];
 
 /**
  * Events dispatched (EventTarget): "status" (detail: "connecting" | "online" | "reconnecting"
- * | "refused"), "resumed" (a reconnect after a drop: rejoin rooms, offer audio again),
- * "refused" (detail: the server's reason for turning the connection down).
+ * | "waiting" (refused for now, e.g. too many connections: `reason` says why, tried again
+ * later) | "refused"), "resumed" (a reconnect after a drop: rejoin rooms, offer audio again),
+ * "refused" (detail: the server's reason for turning this token down).
  */
 export class Connection extends EventTarget {
   constructor(token) {
     super();
     this.status = "connecting";
     this.wasOnline = false;
+    this.reason = null;
+    this.refusals = 0;
+    this.retryTimer = null;
     this.socket = io({
       path: "/socket.io",
       transports: ["websocket", "polling"],
@@ -28,6 +35,7 @@ export class Connection extends EventTarget {
     this.socket.on("connect", () => {
       const resumed = this.wasOnline;
       this.wasOnline = true;
+      this.refusals = 0;
       this.#set("online");
       if (resumed) this.dispatchEvent(new Event("resumed"));
     });
@@ -41,9 +49,17 @@ export class Connection extends EventTarget {
         this.#set("reconnecting");
         return;
       }
-      // The server refused this token: retrying would be refused again.
-      this.#set("refused");
-      this.dispatchEvent(new CustomEvent("refused", { detail: error.message }));
+      this.reason = error.message;
+      if (TOKEN_REFUSALS.some((start) => error.message.startsWith(start))) {
+        // The server refused this token: retrying would be refused again.
+        this.#set("refused");
+        this.dispatchEvent(new CustomEvent("refused", { detail: error.message }));
+        return;
+      }
+      // Refused for now (the connects rate limit): try again a little later, and later still.
+      const delay = REFUSED_RETRY_MS[Math.min(this.refusals++, REFUSED_RETRY_MS.length - 1)];
+      this.retryTimer = setTimeout(() => this.socket.connect(), delay);
+      this.#set("waiting", true);
     });
   }
 
@@ -89,11 +105,12 @@ export class Connection extends EventTarget {
   }
 
   close() {
+    clearTimeout(this.retryTimer);
     this.socket.disconnect();
   }
 
-  #set(status) {
-    if (status === this.status) return;
+  #set(status, always = false) {
+    if (status === this.status && !always) return;
     this.status = status;
     this.dispatchEvent(new CustomEvent("status", { detail: status }));
   }

@@ -8,18 +8,27 @@ import { notify } from "./notices.js";
 import { avatar, formatCount, formatWhen, nameLabel } from "./people.js";
 
 const REFRESH_MS = 10000;
-const REMINDERS_KEY = "liveroom.reminders";
 
-function reminders() {
-  try {
-    return new Set(JSON.parse(localStorage.getItem(REMINDERS_KEY) ?? "[]"));
-  } catch {
-    return new Set();
-  }
-}
-
-function saveReminders(set) {
-  localStorage.setItem(REMINDERS_KEY, JSON.stringify([...set].slice(-200)));
+/** "Remind me" for a scheduled room: the server tells this user (on any page) when it starts. */
+export function remindButton(app, roomId, title) {
+  const on = app.session.reminders.has(roomId);
+  const button = h("button", { "aria-pressed": String(on) }, on ? "🔔 Reminder set" : "Remind me");
+  if (title) button.setAttribute("aria-label", `Remind me about ${title}`);
+  button.addEventListener("click", () =>
+    busy(button, async () => {
+      if (!app.session.signedIn) {
+        app.go(`#/signin?next=${encodeURIComponent(location.hash || "#/")}`);
+        return;
+      }
+      const want = button.getAttribute("aria-pressed") !== "true";
+      await app.connect().call("room:remind", { room_id: roomId, on: want });
+      app.session.setReminder(roomId, want);
+      button.setAttribute("aria-pressed", String(want));
+      button.textContent = want ? "🔔 Reminder set" : "Remind me";
+      notify(want ? "We'll tell you when it starts." : "Reminder removed.");
+    }),
+  );
+  return button;
 }
 
 export class HomeView {
@@ -66,75 +75,68 @@ export class HomeView {
       this.#list(this.live, this.liveEmpty, live.rooms, "No rooms are live right now.");
       this.#list(this.upcoming, this.upcomingEmpty, scheduled.rooms, "Nothing scheduled yet.");
     } catch (error) {
-      this.liveEmpty.hidden = false;
-      this.liveEmpty.textContent = `Couldn't load rooms: ${error.display ?? error.message}`;
+      for (const empty of [this.liveEmpty, this.upcomingEmpty]) {
+        empty.hidden = false;
+        empty.textContent = `Couldn't load rooms: ${error.display ?? error.message}`;
+      }
     }
   }
 
   #list(list, empty, rooms, emptyText) {
     empty.hidden = rooms.length > 0;
     empty.textContent = emptyText;
-    keyed(list, rooms, (r) => r.id, () => h("li", { class: "room-card" }), (el, r) => this.#card(el, r));
+    keyed(list, rooms, (r) => r.id, (r) => this.#card(r), (el, r) => el.update(r));
   }
 
-  #card(el, room) {
+  /** A room's card, built once: update(room) changes its title, host, count and time in place. */
+  #card(room) {
     const href = `#/room/${encodeURIComponent(room.id)}`;
-    const live = room.status === "live";
-    const speakers = [room.host, ...room.cohosts, ...room.speakers].slice(0, 4);
-    fill(
-      el,
+    const title = h("a", { class: "room-title", href });
+    const host = h("div", { class: "room-host" });
+    const side = h("div", { class: "room-card-side" });
+    const el = h(
+      "li",
+      { class: "room-card" },
       h(
         "div",
         { class: "room-card-main" },
-        h("a", { class: "room-title", href }, room.title),
-        h("div", { class: "room-host" }, avatar(room.host, "s"), nameLabel(room.host)),
+        title,
+        host,
         room.topics.length
           ? h("ul", { class: "topics", "aria-label": "Topics" }, room.topics.map((t) => h("li", {}, t)))
           : null,
       ),
-      h(
-        "div",
-        { class: "room-card-side" },
-        live
-          ? [
-              h("div", { class: "faces", "aria-hidden": "true" }, speakers.map((u) => avatar(u, "s"))),
-              h("span", { class: "count" }, `${formatCount(room.listener_count)} listening`),
-              h("a", { class: "button primary", href, "aria-label": `Join ${room.title}` }, "Join"),
-            ]
-          : [
-              h("time", { dateTime: new Date(room.scheduled_for).toISOString() }, formatWhen(room.scheduled_for)),
-              this.#remindButton(room),
-            ],
-      ),
+      side,
     );
-  }
-
-  #remindButton(room) {
-    const set = reminders();
-    const on = set.has(room.id);
-    const button = h(
-      "button",
-      { "aria-pressed": String(on), "aria-label": `Remind me about ${room.title}` },
-      on ? "🔔 Reminder set" : "Remind me",
-    );
-    button.addEventListener("click", () =>
-      busy(button, async () => {
-        if (!this.app.session.signedIn) {
-          this.app.go(`#/signin?next=${encodeURIComponent("#/")}`);
-          return;
-        }
-        const want = button.getAttribute("aria-pressed") !== "true";
-        await this.app.connect().call("room:remind", { room_id: room.id, on: want });
-        const current = reminders();
-        if (want) current.add(room.id);
-        else current.delete(room.id);
-        saveReminders(current);
-        button.setAttribute("aria-pressed", String(want));
-        button.textContent = want ? "🔔 Reminder set" : "Remind me";
-        notify(want ? "We'll tell you when it starts." : "Reminder removed.");
-      }),
-    );
-    return button;
+    let hostId = null;
+    let more; // the updates of a live or a scheduled card
+    if (room.status === "live") {
+      const faces = h("div", { class: "faces", "aria-hidden": "true" });
+      const count = h("span", { class: "count" });
+      const join = h("a", { class: "button primary", href }, "Join");
+      fill(side, faces, count, join);
+      more = (r) => {
+        fill(faces, [r.host, ...r.cohosts, ...r.speakers].slice(0, 4).map((u) => avatar(u, "s")));
+        count.textContent = `${formatCount(r.listener_count)} listening`;
+        join.setAttribute("aria-label", `Join ${r.title}`);
+      };
+    } else {
+      const time = h("time");
+      const remind = remindButton(this.app, room.id, room.title);
+      fill(side, time, remind);
+      more = (r) => {
+        time.dateTime = new Date(r.scheduled_for).toISOString();
+        time.textContent = formatWhen(r.scheduled_for);
+        remind.setAttribute("aria-label", `Remind me about ${r.title}`);
+      };
+    }
+    el.update = (r) => {
+      title.textContent = r.title;
+      if (r.host.id !== hostId) fill(host, avatar(r.host, "s"), nameLabel(r.host));
+      hostId = r.host.id;
+      more(r);
+    };
+    return el;
   }
 
   #createForm() {

@@ -2,8 +2,9 @@
 // by the address (#/ home, #/signin, #/room/ID).
 
 import { Connection } from "./connection.js";
-import { h, fill, show } from "./dom.js";
+import { h, fill } from "./dom.js";
 import { HomeView } from "./home.js";
+import { confirmDialog } from "./moderation.js";
 import { notify } from "./notices.js";
 import { nameLabel } from "./people.js";
 import { RoomView } from "./room.js";
@@ -12,6 +13,7 @@ import { SignInView } from "./signin.js";
 
 const STATUS_TEXT = {
   connecting: "Connecting…",
+  online: "Connected",
   reconnecting: "Connection lost — reconnecting…",
   refused: "The server refused this sign-in",
 };
@@ -21,15 +23,20 @@ class App {
     this.session = new Session();
     this.connection = null;
     this.view = null;
+    this.hash = null; // the address of the view shown
     this.root = document.getElementById("view");
     window.addEventListener("hashchange", () => this.route());
+    document.querySelector(".skip-link").addEventListener("click", (event) => {
+      event.preventDefault(); // "#view" is not a view: moving focus is all it asks
+      this.root.focus();
+    });
   }
 
-  /** The live connection, opened on first use after signing in. */
+  /** The live connection, opened when signed in (reminders reach any page). */
   connect() {
     if (!this.connection) {
       const connection = new Connection(this.session.token);
-      connection.addEventListener("status", (e) => this.#showStatus(e.detail));
+      connection.addEventListener("status", (e) => this.#showStatus(e.detail, connection.reason));
       connection.addEventListener("refused", (e) => {
         notify(`Signed out: ${e.detail}`, "error");
         this.signOut();
@@ -47,6 +54,7 @@ class App {
 
   signedIn() {
     this.renderAccount();
+    this.connect();
   }
 
   signOut() {
@@ -56,7 +64,7 @@ class App {
     this.connection = null;
     this.session.signOut();
     this.renderAccount();
-    this.#showStatus("online");
+    this.#showStatus(null);
     this.go("#/signin");
   }
 
@@ -67,17 +75,45 @@ class App {
 
   route() {
     const hash = location.hash || "#/";
+    if (!hash.startsWith("#/") && this.view) return; // an in-page anchor, not a view
     const roomMatch = /^#\/room\/([^/?#]+)$/.exec(hash);
     if (!this.session.signedIn && hash !== "#/" && !hash.startsWith("#/signin")) {
       this.go(`#/signin?next=${encodeURIComponent(hash)}`);
       return;
     }
+    if (roomMatch && this.view instanceof RoomView && this.view.roomId === decodeURIComponent(roomMatch[1])) {
+      this.view.retry(); // already in this room: never leave and join it again
+      return;
+    }
+    if (this.view?.leaveWarning?.()) {
+      // An address change can't be cancelled: put the room's address back, and ask.
+      history.replaceState(null, "", this.hash);
+      this.#confirmLeave(() => this.go(hash));
+      return;
+    }
     const next = this.#view(hash, roomMatch);
     this.view?.leave?.();
     this.view = next;
+    this.hash = hash;
     fill(this.root, next.element);
     this.root.focus({ preventScroll: true });
     next.enter?.();
+  }
+
+  /** Run `then`, once the host agreed that leaving hands the room over or ends it. */
+  #confirmLeave(then) {
+    const view = this.view;
+    const warning = view?.leaveWarning?.();
+    if (!warning) {
+      then();
+      return;
+    }
+    const dialog = confirmDialog("Leave this room?", warning, "Leave", () => {
+      view.leave();
+      if (this.view === view) this.view = null;
+      then();
+    });
+    view.track(dialog);
   }
 
   #view(hash, roomMatch) {
@@ -105,20 +141,22 @@ class App {
         nameLabel(user),
         user.guest ? h("span", { class: "tag" }, "guest") : null,
       ),
-      h("button", { class: "ghost", onclick: () => this.signOut() }, "Sign out"),
+      h("button", { class: "ghost", onclick: () => this.#confirmLeave(() => this.signOut()) }, "Sign out"),
     );
   }
 
-  #showStatus(status) {
+  /** The connection's state, in a status region that stays in the page (so changes are read):
+   * only trouble is shown, "Connected" is for screen readers. */
+  #showStatus(status, reason = null) {
     const el = document.getElementById("connection");
-    const text = STATUS_TEXT[status];
-    show(el, Boolean(text));
-    el.textContent = text ?? "";
-    el.dataset.status = status;
+    el.textContent = status === "waiting" ? `Can't connect (${reason}) — trying again shortly` : (STATUS_TEXT[status] ?? "");
+    el.classList.toggle("visually-hidden", status === "online" || !status);
+    el.dataset.status = status ?? "";
   }
 }
 
 const app = new App();
 window.liveroom = app; // for the browser console (and tests): app.view.audio.stats()
 app.renderAccount();
+if (app.session.signedIn) app.connect();
 app.route();

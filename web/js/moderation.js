@@ -17,11 +17,13 @@ export class ModerationPanel {
   constructor(view) {
     this.view = view;
     this.requests = h("ul", { class: "queue", "aria-labelledby": "hands-title" });
-    this.handsTitle = h("h3", { id: "hands-title" });
+    this.handsTitle = h("h3", { id: "hands-title", tabindex: "-1" });
     this.handsEmpty = h("p", { class: "empty" }, "No raised hands.");
     this.invites = h("ul", { class: "queue", "aria-label": "Pending invitations" });
     this.invitesBlock = h("div", {}, h("h3", {}, "Invited"), this.invites);
-    this.results = h("ul", { class: "queue", "aria-label": "Search results", "aria-live": "polite" });
+    this.results = h("ul", { class: "queue", "aria-label": "Search results" });
+    this.found = h("p", { class: "visually-hidden", role: "status" });
+    this.query = h("input", { type: "search", name: "q", maxLength: 50, placeholder: "Name" });
     this.more = h("button", { class: "ghost", hidden: true }, "More");
     this.cursor = null;
     this.search = null; // the last search, run again after a member action changes someone
@@ -52,7 +54,7 @@ export class ModerationPanel {
         approve.addEventListener("click", () =>
           busy(approve, () => this.view.connection.call("stage:approve", { room_id: room.id, user_id: u.id })),
         );
-        const menu = h("button", { class: "icon-button", "aria-label": `More for ${u.name}`, onclick: () => openMemberMenu(this.view, u, "listener") }, "⋯");
+        const menu = h("button", { class: "icon-button", "aria-label": `More for ${u.name}`, onclick: () => openMemberMenu(this.view, u, "listener", this.handsTitle) }, "⋯");
         return h("li", {}, personRow(u, approve, menu));
       },
       () => {},
@@ -71,13 +73,14 @@ export class ModerationPanel {
       },
       () => {},
     );
-    if (room.you.role === "host" && !this.hostToolsBuilt) this.#buildHostTools(room);
-    show(this.hostTools, room.you.role === "host");
+    const host = room.you.role === "host" || this.view.app.session.user.admin;
+    if (host && !this.hostToolsBuilt) this.#buildHostTools(room);
+    show(this.hostTools, host);
     if (this.startButton) show(this.startButton, room.status === "scheduled");
   }
 
   #search() {
-    const query = h("input", { type: "search", name: "q", maxLength: 50, placeholder: "Name" });
+    const query = this.query;
     const submit = h("button", { type: "submit" }, "Search");
     const run = async (cursor) => {
       const payload = { room_id: this.view.roomId, query: query.value.trim() };
@@ -86,9 +89,11 @@ export class ModerationPanel {
       if (!cursor) this.results.replaceChildren();
       if (!members.length && !cursor) this.results.append(h("li", { class: "empty" }, "Nobody by that name here."));
       for (const m of members) {
-        const menu = h("button", { class: "icon-button", "aria-label": `Actions for ${m.name}`, onclick: () => openMemberMenu(this.view, m, m.role) }, "⋯");
-        this.results.append(h("li", {}, personRow(m, h("span", { class: "tag" }, ROLE_LABELS[m.role] ?? m.role), menu)));
+        const menu = h("button", { class: "icon-button", "aria-label": `Actions for ${m.name}`, onclick: () => openMemberMenu(this.view, m, m.role, query) }, "⋯");
+        this.results.append(h("li", { class: "member" }, personRow(m, h("span", { class: "tag" }, ROLE_LABELS[m.role] ?? m.role), menu)));
       }
+      const n = this.results.querySelectorAll(".member").length;
+      this.found.textContent = n === 0 ? "Nobody found" : n === 1 ? "1 person found" : `${n} people found`;
       this.cursor = next;
       show(this.more, Boolean(next));
     };
@@ -103,6 +108,7 @@ export class ModerationPanel {
       },
       h("h3", {}, "People in the room"),
       h("div", { class: "row" }, field("Find people", query), submit),
+      this.found,
       this.results,
       this.more,
     );
@@ -146,23 +152,24 @@ export class ModerationPanel {
       ),
     );
     this.startButton = h("button", { class: "primary" }, "Start the room now");
+    // Started, the room's next snapshot says "live" and the view starts its audio.
     this.startButton.addEventListener("click", () =>
-      busy(this.startButton, async () => {
-        await conn.call("room:start", { room_id: room.id });
-        this.view.app.route(); // join again as a live room, with audio
-      }),
+      busy(this.startButton, () => conn.call("room:start", { room_id: room.id })),
     );
     const end = h("button", { class: "danger" }, "End room");
     end.addEventListener("click", () =>
-      confirmDialog("End this room for everyone?", "Everyone leaves and the audio stops.", "End room", () =>
-        conn.call("room:end", { room_id: room.id }),
+      this.view.track(
+        confirmDialog("End this room for everyone?", "Everyone leaves and the audio stops.", "End room", () =>
+          conn.call("room:end", { room_id: room.id }),
+        ),
       ),
     );
     fill(this.hostTools, settings, this.startButton, end);
   }
 }
 
-/** A modal confirmation; `action` runs on confirm, a refusal is shown and the dialog stays. */
+/** A modal confirmation; `action` runs on confirm, a refusal is shown and the dialog stays.
+ * Returns the dialog. */
 export function confirmDialog(title, text, confirmLabel, action) {
   const confirm = h("button", { class: "danger", type: "button" }, confirmLabel);
   const cancel = h("button", { type: "button", class: "ghost" }, "Cancel");
@@ -178,13 +185,15 @@ export function confirmDialog(title, text, confirmLabel, action) {
   document.body.append(dialog);
   dialog.showModal();
   cancel.focus();
+  return dialog;
 }
 
 /**
  * The member menu: what the viewer may do to `user` (role `role`) — staff actions by rank,
- * and a report for everyone. The server has the last word on each.
+ * and a report for everyone. The server has the last word on each. After an action the focus
+ * goes to `after` (the list it was opened from may change under it).
  */
-export function openMemberMenu(view, user, role) {
+export function openMemberMenu(view, user, role, after) {
   const conn = view.connection;
   const room = view.room;
   const myRole = room.you.role;
@@ -225,6 +234,7 @@ export function openMemberMenu(view, user, role) {
         await conn.call(a.event, a.payload);
         notify(a.done);
         dialog.close();
+        after.focus();
         view.moderation.refreshSearch();
       }),
     );
@@ -252,6 +262,7 @@ export function openMemberMenu(view, user, role) {
   dialog.append(report, close);
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
+  view.track(dialog);
   dialog.showModal();
   (list.querySelector("button") ?? close).focus();
 }

@@ -5,7 +5,11 @@ import { h } from "./dom.js";
 const LIFETIME_MS = 6000;
 const MAX_SHOWN = 4;
 
-/** Show a message; kind is "info" or "error". Errors stay until dismissed or replaced. */
+/**
+ * Show a message; kind is "info" or "error". Errors and messages with an action stay until
+ * dismissed (or pushed out by newer ones); other messages go after a while, not while the
+ * pointer or the focus is on them.
+ */
 export function notify(message, kind = "info", action = null) {
   const region = document.getElementById("notices");
   while (region.children.length >= MAX_SHOWN) region.firstElementChild.remove();
@@ -18,7 +22,17 @@ export function notify(message, kind = "info", action = null) {
     h("button", { class: "icon-button", "aria-label": "Dismiss", onclick: close }, "×"),
   );
   region.append(item);
-  setTimeout(close, kind === "error" ? LIFETIME_MS * 2 : LIFETIME_MS);
+  if (kind === "error" || action) return;
+  let timer = setTimeout(close, LIFETIME_MS);
+  const pause = () => clearTimeout(timer);
+  const resume = () => {
+    clearTimeout(timer);
+    if (!item.matches(":hover, :focus-within")) timer = setTimeout(close, LIFETIME_MS);
+  };
+  item.addEventListener("pointerenter", pause);
+  item.addEventListener("focusin", pause);
+  item.addEventListener("pointerleave", resume);
+  item.addEventListener("focusout", resume);
 }
 
 /** Run an action; a refusal is shown with the server's message. Returns the result or null. */

@@ -30,14 +30,19 @@ export function avatar(user, size = "m") {
   return el;
 }
 
-/** A name, with a verified mark that screen readers announce. */
+/** A name, with a verified mark that screen readers read as “(verified)”. */
 export function nameLabel(user) {
   return h(
     "span",
     { class: "name" },
     h("span", { class: "name-text" }, user.name),
     user.verified
-      ? h("span", { class: "verified", title: "Verified", "aria-label": "verified" }, "✓")
+      ? h(
+          "span",
+          { class: "verified", title: "Verified" },
+          h("span", { "aria-hidden": "true" }, "✓"),
+          h("span", { class: "visually-hidden" }, " (verified)"),
+        )
       : null,
   );
 }

@@ -5,7 +5,9 @@
 import { RoomAudio } from "./audio.js";
 import { h, fill, keyed, show } from "./dom.js";
 import { busy } from "./forms.js";
+import { remindButton } from "./home.js";
 import { ModerationPanel, openMemberMenu } from "./moderation.js";
+import { QaPanel } from "./qa.js";
 import { notify } from "./notices.js";
 import { ROLE_LABELS, avatar, formatCount, formatWhen, icon, nameLabel } from "./people.js";
 import { ReactionBurst } from "./reactions.js";
@@ -31,7 +33,14 @@ export class RoomView {
     this.reactions = [];
     this.levels = {};
     this.unsubscribe = [];
+    this.dialogs = new Set(); // open dialogs about this room: closed when it goes away
+    this.media = null; // the join's audio settings
+    this.built = false;
     this.joined = false;
+    this.joining = false;
+    this.attempts = 0; // joins sent: only the latest one's answer counts
+    this.left = false;
+    this.onAudioStatus = (e) => this.#audioStatus(e.detail);
     this.burst = new ReactionBurst();
     this.element = h("section", { class: "room", "aria-busy": "true" }, h("p", { class: "empty" }, "Joining…"));
   }
@@ -64,53 +73,106 @@ export class RoomView {
     on("room:ended", () => this.#ended());
     on("room:removed", (e) => this.#removed(e.ban));
     on("stage:invited", (e) => notify(`${e.by.name} invited you to join as ${ROLE_LABELS[e.role]}`));
-    const resumed = () => this.#join(true);
+    this.qa = new QaPanel(this); // before joining: the full list follows the join's ack
+    this.unsubscribe.push(() => this.qa.leave());
+    const resumed = () => {
+      if (this.room?.status !== "ended") this.#join(true);
+    };
     this.connection.addEventListener("resumed", resumed);
     this.unsubscribe.push(() => this.connection.removeEventListener("resumed", resumed));
     await this.#join(false);
   }
 
   leave() {
+    this.left = true;
     for (const stop of this.unsubscribe) stop();
     this.unsubscribe = [];
-    this.audio?.close();
-    this.audio = null;
+    this.#stopAudio();
+    this.#closeDialogs();
     if (this.joined && this.room?.status !== "ended") {
       this.connection.call("room:leave", { room_id: this.roomId }).catch(() => {});
     }
     this.joined = false;
+    document.title = "liveroom";
+  }
+
+  /** The room's address was opened again: join again if the last try failed, else nothing. */
+  retry() {
+    if (this.joined || this.joining || this.left) return;
+    this.element.setAttribute("aria-busy", "true");
+    fill(this.element, h("p", { class: "empty" }, "Joining…"));
+    this.#join(false);
+  }
+
+  /** What leaving does to the room when you host it; null when it does nothing to it. */
+  leaveWarning() {
+    const room = this.room;
+    if (!this.joined || this.role !== "host" || room.status !== "live") return null;
+    const away = new Set(room.away ?? []);
+    const heir = room.cohosts.find((u) => !away.has(u.id)) ?? room.cohosts[0];
+    return room.settings?.on_host_leave !== "end" && heir
+      ? `You host this room: leaving hands it over to ${heir.name}.`
+      : "You host this room: leaving ends the room for everyone.";
+  }
+
+  /** Keep a dialog opened about this room, to close it when the room goes away. */
+  track(dialog) {
+    this.dialogs.add(dialog);
+    dialog.addEventListener("close", () => this.dialogs.delete(dialog));
+    return dialog;
+  }
+
+  #closeDialogs() {
+    for (const dialog of [...this.dialogs]) dialog.close();
   }
 
   async #join(resumed) {
+    const attempt = ++this.attempts;
+    this.joining = true;
     let ack;
     try {
       ack = await this.connection.call("room:join", { room_id: this.roomId });
     } catch (error) {
+      if (this.left || attempt !== this.attempts) return;
+      this.joining = false;
       if (resumed && error.code === "offline") return; // the next "resumed" tries again
       this.#failed(error);
       return;
     }
+    if (this.left) {
+      this.connection.call("room:leave", { room_id: this.roomId }).catch(() => {}); // left meanwhile
+      return;
+    }
+    if (attempt !== this.attempts) return; // a newer join's answer counts
+    this.joining = false;
     this.joined = true;
     this.reactions = ack.reactions ?? [];
+    this.media = ack.media;
     this.room = null; // take the join's snapshot whatever its version
     if (!this.built) this.#build();
+    if (resumed) this.#stopAudio(); // a new connection: #apply offers audio again
     this.#apply(ack.room);
-    if (ack.room.status === "live") this.#startAudio(ack.media);
     if (resumed) notify("Reconnected");
   }
 
-  #startAudio(media) {
-    this.audio?.close();
+  #startAudio() {
     this.audio = new RoomAudio({
       connection: this.connection,
       roomId: this.roomId,
-      iceServers: media.ice_servers ?? [],
+      iceServers: this.media.ice_servers ?? [],
       element: document.getElementById("room-audio"),
       originalSound: localStorage.getItem(ORIGINAL_SOUND_KEY) === "1",
     });
-    this.audio.addEventListener("status", (e) => this.#audioStatus(e.detail));
+    this.audio.addEventListener("status", this.onAudioStatus);
     this.audio.setMicEnabled(this.#micOpen());
     this.audio.connect(this.onStage);
+  }
+
+  #stopAudio() {
+    this.audio?.removeEventListener("status", this.onAudioStatus);
+    this.audio?.close();
+    this.audio = null;
+    if (this.built) this.#audioStatus({ state: null, blocked: false, micError: null });
   }
 
   #restartAudio(reason) {
@@ -128,18 +190,21 @@ export class RoomView {
 
   #build() {
     this.built = true;
+    this.endedShown = false;
+    this.invitedAs = null;
     this.title = h("h1", { class: "room-title" });
     this.status = h("span", { class: "badge" });
     this.topics = h("ul", { class: "topics", "aria-label": "Topics" });
     this.count = h("span", { class: "count" });
-    this.stage = h("ul", { class: "people", "aria-label": "On stage" });
+    this.stage = h("ul", { class: "people", "aria-label": "On stage", tabindex: "-1" });
     this.audienceNote = h("p", { class: "audience-note" });
-    this.invite = h("div", { class: "invite-banner", role: "region", "aria-label": "Invitation" });
+    this.invite = h("div", { class: "invite-banner", role: "region", "aria-label": "Invitation", hidden: true });
     this.controls = h("div", { class: "controls", role: "toolbar", "aria-label": "Room controls" });
     this.audioState = h("span", { class: "audio-state", role: "status" });
     this.playButton = h("button", { class: "primary", hidden: true, onclick: () => this.audio?.resume() }, "▶ Play audio");
     this.micButton = h("button", { class: "mic" });
     this.micButton.addEventListener("click", () => this.#toggleMic());
+    this.micProblem = h("span", { class: "mic-problem", role: "status" });
     this.handButton = h("button", { class: "hand" });
     this.handButton.addEventListener("click", () => this.#toggleHand());
     this.leaveStageButton = h("button", { class: "ghost" }, "Leave stage");
@@ -168,7 +233,7 @@ export class RoomView {
     );
     fill(
       this.controls,
-      h("div", { class: "controls-main" }, this.micButton, this.handButton, this.leaveStageButton, this.originalSound),
+      h("div", { class: "controls-main" }, this.micButton, this.micProblem, this.handButton, this.leaveStageButton, this.originalSound),
       reactionBar,
       h("div", { class: "controls-audio" }, this.audioState, this.playButton),
     );
@@ -188,12 +253,17 @@ export class RoomView {
         "div",
         { class: "room-body" },
         h(
-          "section",
-          { class: "stage card", "aria-labelledby": "stage-title" },
-          h("h2", { id: "stage-title", class: "visually-hidden" }, "Stage"),
-          this.burst.layer,
-          this.stage,
-          this.audienceNote,
+          "div",
+          { class: "room-main" },
+          h(
+            "section",
+            { class: "stage card", "aria-labelledby": "stage-title" },
+            h("h2", { id: "stage-title", class: "visually-hidden" }, "Stage"),
+            this.burst.layer,
+            this.stage,
+            this.audienceNote,
+          ),
+          this.qa.element,
         ),
         this.moderation.element,
       ),
@@ -216,9 +286,14 @@ export class RoomView {
     this.#renderInvite();
     this.#renderControls();
     this.moderation.update(room);
+    this.qa.update(room);
     this.audio?.setMicEnabled(this.#micOpen());
-    if (roleBefore && roleBefore !== this.role) this.#announceRole(roleBefore);
+    if (roleBefore && roleBefore !== this.role) {
+      this.#closeDialogs(); // what they offered was for the role before
+      this.#announceRole(roleBefore);
+    }
     if (room.status === "ended") this.#ended();
+    else if (room.status === "live" && !this.audio) this.#startAudio(); // joined, or just started
   }
 
   #announceRole(before) {
@@ -261,32 +336,24 @@ export class RoomView {
         el.classList.toggle("away", isAway);
         el.querySelector(".role").textContent = (you ? "You · " : "") + ROLE_LABELS[p.role] + (isAway ? " · away" : "");
         show(el.querySelector(".mute-icon"), isMuted);
-        const parts = [p.user.name, p.user.verified ? "verified" : null, ROLE_LABELS[p.role], isMuted ? "muted" : null, isAway ? "away" : null];
-        el.querySelector("button").setAttribute("aria-label", parts.filter(Boolean).join(", "));
+        const parts = [p.user.name, p.user.verified ? "verified" : null, ROLE_LABELS[p.role], isMuted ? "muted" : null, isAway ? "away" : null, you ? "you" : null];
+        el.firstElementChild.setAttribute("aria-label", parts.filter(Boolean).join(", "));
         el.person = p;
       },
     );
     this.#speaking(this.levels);
-    const audience = Math.max(0, room.listener_count - this.#people().length);
-    this.audienceNote.textContent =
-      room.status === "scheduled"
-        ? `Starts ${room.scheduled_for ? formatWhen(room.scheduled_for) : "soon"}.`
-        : `${formatCount(audience)} in the audience`;
   }
 
   #person(p) {
     const ring = h("span", { class: "ring" }, avatar(p.user, "l"), h("span", { class: "mute-icon", title: "Muted" }, icon("mic-off")));
-    const button = h(
-      "button",
-      { class: "person-button" },
-      ring,
-      nameLabel(p.user),
-      h("span", { class: "role" }),
-    );
+    const parts = [ring, nameLabel(p.user), h("span", { class: "role" })];
+    if (p.user.id === this.me.id) {
+      // Your own tile is only a picture: there is nothing to do to yourself from here.
+      return h("li", { class: "person" }, h("div", { class: "person-button", role: "img" }, parts));
+    }
+    const button = h("button", { class: "person-button" }, parts);
     const li = h("li", { class: "person" }, button);
-    button.addEventListener("click", () => {
-      if (li.person.user.id !== this.me.id) openMemberMenu(this, li.person.user, li.person.role);
-    });
+    button.addEventListener("click", () => openMemberMenu(this, li.person.user, li.person.role, this.stage));
     return li;
   }
 
@@ -301,13 +368,22 @@ export class RoomView {
   }
 
   #count(listeners) {
-    if (!this.room) return;
-    this.room.listener_count = listeners;
+    const room = this.room;
+    if (!room) return;
+    room.listener_count = listeners;
     this.count.textContent = `${formatCount(listeners)} listening`;
+    const away = new Set(room.away ?? []);
+    const onStage = [room.host, ...room.cohosts, ...room.speakers].filter((u) => !away.has(u.id)).length;
+    this.audienceNote.textContent =
+      room.status === "scheduled"
+        ? `Starts ${room.scheduled_for ? formatWhen(room.scheduled_for) : "soon"}.`
+        : `${formatCount(Math.max(0, listeners - onStage))} in the audience`;
   }
 
   #renderInvite() {
-    const role = this.room.you?.invited_as;
+    const role = this.room.you?.invited_as ?? null;
+    if (role === this.invitedAs) return; // unchanged: keep the buttons (and the focus on them)
+    this.invitedAs = role;
     show(this.invite, Boolean(role));
     if (!role) {
       this.invite.replaceChildren();
@@ -331,6 +407,7 @@ export class RoomView {
     const onStage = this.onStage;
     show(this.controls, room.status !== "ended");
     show(this.micButton, live && onStage);
+    show(this.micProblem, live && onStage);
     fill(this.micButton, icon(micMuted ? "mic-off" : "mic"), micMuted ? "Unmute" : "Mute");
     this.micButton.classList.toggle("on", !micMuted);
     show(this.originalSound, live && onStage);
@@ -347,11 +424,15 @@ export class RoomView {
 
   #toggleMic() {
     const muted = this.room.muted.includes(this.me.id);
-    busy(this.micButton, () =>
-      muted
-        ? this.connection.call("stage:unmute", { room_id: this.roomId })
-        : this.connection.call("stage:mute", { room_id: this.roomId, user_id: this.me.id }),
-    );
+    busy(this.micButton, async () => {
+      if (!muted) return this.connection.call("stage:mute", { room_id: this.roomId, user_id: this.me.id });
+      const audio = this.audio;
+      if (audio && !audio.publishing) {
+        await audio.connect(true); // the microphone was refused or missing: ask again
+        if (!audio.publishing) return null; // still not: said next to this button
+      }
+      return this.connection.call("stage:unmute", { room_id: this.roomId });
+    });
   }
 
   #toggleHand() {
@@ -373,42 +454,52 @@ export class RoomView {
 
   // ---- ends and failures -----------------------------------------------------------------------
 
-  #audioStatus({ state, message }) {
+  #audioStatus({ state, message, blocked, micError }) {
     const text = {
       connecting: "Connecting audio…",
       connected: this.onStage ? "Audio connected" : "Listening",
       retrying: message,
-      blocked: message,
       failed: message,
     }[state];
-    this.audioState.textContent = text ?? "";
-    this.audioState.dataset.state = state;
-    show(this.playButton, state === "blocked");
+    this.audioState.textContent = blocked ? "Tap “Play audio” to listen" : (text ?? "");
+    this.audioState.dataset.state = blocked ? "blocked" : (state ?? "");
+    show(this.playButton, blocked);
+    this.micProblem.textContent = micError ?? "";
   }
 
   #ended() {
-    this.audio?.close();
-    this.audio = null;
-    if (this.endedShown) return;
+    this.#stopAudio();
+    this.#closeDialogs();
+    if (!this.built || this.endedShown) return;
     this.endedShown = true;
+    this.room.status = "ended";
     this.status.textContent = "Ended";
     this.status.dataset.status = "ended";
-    show(this.controls, false);
+    for (const el of [this.controls, this.invite, this.moderation.element]) show(el, false);
+    this.qa.update(this.room); // no more asking
+    const heading = h("h2", { tabindex: "-1" }, "This room has ended");
     this.element.append(
-      h("div", { class: "card ended", role: "status" }, h("p", {}, "This room has ended. Thanks for listening!"), h("a", { class: "button", href: "#/" }, "Find another room")),
+      h("div", { class: "card ended" }, heading, h("p", {}, "Thanks for listening!"), h("a", { class: "button", href: "#/" }, "Find another room")),
     );
+    heading.focus();
   }
 
   #removed(ban) {
     this.joined = false;
+    this.#closeDialogs();
     notify(ban ? "You were removed from this room and can't rejoin." : "You were removed from this room.", "error");
     this.app.go("#/");
   }
 
   #failed(error) {
+    this.#stopAudio();
+    this.#closeDialogs();
+    this.built = false;
+    this.joined = false;
+    this.room = null;
     this.element.removeAttribute("aria-busy");
     const title = ERROR_TITLES[error.code] ?? "Couldn't join this room";
-    const retry = h("button", { onclick: () => this.app.route() }, "Try again");
+    const retry = h("button", { onclick: () => this.retry() }, "Try again");
     fill(
       this.element,
       h(
@@ -416,7 +507,13 @@ export class RoomView {
         { class: "card failure", role: "alert" },
         h("h1", {}, title),
         h("p", {}, error.display ?? error.message),
-        h("div", { class: "row" }, h("a", { class: "button", href: "#/" }, "Back to rooms"), error.code === "gone" || error.code === "not_found" ? null : retry),
+        h(
+          "div",
+          { class: "row" },
+          h("a", { class: "button", href: "#/" }, "Back to rooms"),
+          error.code === "conflict" ? remindButton(this.app, this.roomId) : null, // not started yet
+          error.code === "gone" || error.code === "not_found" ? null : retry,
+        ),
       ),
     );
   }

@@ -3,6 +3,7 @@
 import { ActionError, api } from "./api.js";
 
 const KEY = "liveroom.token";
+const REMINDERS_KEY = "liveroom.reminders";
 
 function base64UrlDecode(part) {
   const base64 = part.replace(/-/g, "+").replace(/_/g, "/");
@@ -51,6 +52,22 @@ export class Session {
   /** Can this user start rooms? (The server decides; this only hides a form it would refuse.) */
   get canHost() {
     return Boolean(this.user && (this.user.host || this.user.admin));
+  }
+
+  /** The scheduled rooms this user asked to be reminded of, as kept in this browser. */
+  get reminders() {
+    try {
+      return new Set(JSON.parse(localStorage.getItem(`${REMINDERS_KEY}.${this.user?.id}`) ?? "[]"));
+    } catch {
+      return new Set();
+    }
+  }
+
+  setReminder(roomId, on) {
+    const set = this.reminders;
+    if (on) set.add(roomId);
+    else set.delete(roomId);
+    localStorage.setItem(`${REMINDERS_KEY}.${this.user?.id}`, JSON.stringify([...set].slice(-200)));
   }
 
   async signInAsGuest(name) {

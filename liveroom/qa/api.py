@@ -1,0 +1,82 @@
+"""``GET /api/rooms/{id}/questions.csv`` and ``.json``: a room's Q&A for its staff (bearer token),
+also after the room ended. Authors by their real names, anonymous flag kept."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from aiohttp import web
+
+from liveroom.api import bearer_identity
+from liveroom.auth import TokenService
+from liveroom.errors import Forbidden
+from liveroom.permissions import STAFF
+from liveroom.qa.model import Question
+from liveroom.qa.service import QaService
+from liveroom.rooms import model as stage_model
+from liveroom.rooms.service import RoomService
+
+FIELDS = (
+    "id",
+    "text",
+    "author_id",
+    "author_name",
+    "anonymous",
+    "status",
+    "votes",
+    "created_at",
+    "answered_at",
+    "reason",
+)
+
+
+def export_row(q: Question) -> dict[str, Any]:
+    return {
+        "id": q.id,
+        "text": q.text,
+        "author_id": q.author.id,
+        "author_name": q.author.name,
+        "anonymous": q.anonymous,
+        "status": q.status.value,
+        "votes": q.votes,
+        "created_at": q.created_at,
+        "answered_at": q.answered_at,
+        "reason": q.reason,
+    }
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ is quoted as text."""
+    text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class QaApi:
+    def __init__(self, qa: QaService, rooms: RoomService, tokens: TokenService) -> None:
+        self._qa = qa
+        self._rooms = rooms
+        self._tokens = tokens
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/api/rooms/{room_id}/questions.{format:csv|json}", self.export)
+
+    async def export(self, request: web.Request) -> web.StreamResponse:
+        identity = bearer_identity(request, self._tokens)
+        state = await self._rooms.find(request.match_info["room_id"])
+        if not identity.grants.admin and stage_model.role_of(state, identity.user_id) not in STAFF:
+            raise Forbidden("only the room's host, co-hosts and moderators export its questions")
+        rows = [export_row(q) for q in await self._qa.export(state.id)]
+        if request.match_info["format"] == "json":
+            return web.json_response({"room_id": state.id, "questions": rows})
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(FIELDS)
+        for row in rows:
+            writer.writerow([_cell(row[f]) for f in FIELDS])
+        return web.Response(
+            text=out.getvalue(),
+            content_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="questions-{state.id}.csv"'},
+        )
