@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from liveroom.errors import Conflict, Forbidden, Invalid, NotFound
+from liveroom.permissions import STAGE, Role
 from liveroom.rooms.stage import QaMode, UserInfo
 
 MS_PER_HOUR = 3_600_000
@@ -123,12 +124,12 @@ class Delete:
 @dataclass(frozen=True, slots=True)
 class BringToStage:
     """Staff pick a question: its author comes on stage for it. The service says where the author
-    stands now, since the model knows no presence."""
+    stands now (``author_role``: ``None`` when not in the room), since the model knows no
+    presence."""
 
     question_id: str
-    author_present: bool
-    author_banned: bool
-    author_on_stage: bool
+    author_banned: bool = False
+    author_role: Role | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +274,7 @@ def decide(board: Board, command: Command, actor: Actor, now_ms: int, limits: Qa
 def _vote(board: Board, vote: Vote, actor: Actor) -> Outcome:
     question = board.get(vote.question_id)
     if question.status is not QuestionStatus.APPROVED:
-        raise Conflict(f"only open, approved questions take votes (this one is {question.status})")
+        raise Conflict("only open, approved questions take votes")
     if board.voted(question.id, actor.id) == vote.on:
         return NOTHING  # a retried vote (or unvote) is accepted and changes nothing
     votes = question.votes + (1 if vote.on else -1)
@@ -289,6 +290,8 @@ def _approve(question: Question) -> Outcome:
 
 
 def _reject(question: Question, reason: str | None) -> Outcome:
+    if question.status is QuestionStatus.REJECTED:
+        return NOTHING
     if question.status not in (QuestionStatus.PENDING, QuestionStatus.APPROVED):
         raise Conflict(f"a question that is {question.status} cannot be rejected")
     rejected = replace(
@@ -363,19 +366,25 @@ def _bring(board: Board, bring: BringToStage) -> Outcome:
         raise Conflict(
             f"only approved questions can be brought to the stage (this one is {question.status})"
         )
+    if question.anonymous:
+        raise Conflict("the question is anonymous: bringing its asker on stage would name them")
     if bring.author_banned:
         raise Conflict("the asker is banned from this room")
-    if not bring.author_present:
+    if bring.author_role is None:
         raise Conflict("the asker is not in the room right now")
-    if bring.author_on_stage:
-        # Already has a microphone: straight to "on stage now".
-        previous = board.pinned
-        others = (
-            (replace(previous, pinned=False),) if previous and previous.id != question.id else ()
-        )
-        return Outcome(changed=(*others, replace(question, pinned=True, brought=True)))
+    if bring.author_role is Role.MODERATOR:
+        raise Conflict("the asker moderates this room: pin the question instead")
+    if bring.author_role in STAGE:
+        return _pin(board, question)  # already has a microphone: straight to "on stage now"
     brought = replace(question, brought=True)
     return Outcome(changed=(brought,), effects=(InviteAuthor(question.author.id),))
+
+
+def not_invited(board: Board, user_id: str) -> Outcome:
+    """The user's invitation ended without them coming on stage (declined, withdrawn, left):
+    their questions are no longer waiting for them."""
+    waiting = [q for q in board.questions.values() if q.brought and q.author.id == user_id]
+    return Outcome(changed=tuple(replace(q, brought=False) for q in waiting))
 
 
 def on_stage(board: Board, news: StageNews) -> Outcome:

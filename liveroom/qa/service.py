@@ -1,13 +1,14 @@
 """The Q&A of every open room: commands checked by the pure model, written to SQL before they are
 acknowledged, and told to members as versioned deltas at most twice a second per room.
 
-Deltas (``qa:update``): ``{room_id, version, since, changes, removed}``. A client whose version is
-at least ``since`` applies it (question objects replace, ids in ``removed`` go); one behind
-``since`` missed something and calls ``qa:list``. Each flush sends one delta to staff (all
-they see), a personal one to each author whose question changed (their own view; they are left
-out of the broadcast), and one broadcast to the rest of the room — only when it has something
-for them. A joiner gets the full list (``full: {questions, pinned}``) after the join ack, and so
-does anyone who becomes or stops being staff.
+Deltas (``qa:update``): ``{room_id, version, since, changes, removed}``. A client ignores a delta
+whose version is not above its own; one whose version is at least ``since`` applies it
+(question objects replace, ids in ``removed`` go); one behind ``since`` missed something and
+calls ``qa:list``. Each flush sends one delta to staff (all they see), a personal one to each
+author whose question changed or went (their own view; they are left out of the broadcast),
+and one broadcast to the rest of the room — only when something public changed. A joiner gets
+the full list (``full: {questions, pinned}``) after the join ack, and so does anyone who becomes
+or stops being staff.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from liveroom.auth import Identity
 from liveroom.clock import Clock
-from liveroom.errors import LiveroomError, NotFound
+from liveroom.errors import Gone, LiveroomError, NotFound
 from liveroom.permissions import STAFF, STAGE, Role
 from liveroom.qa import model
 from liveroom.qa.model import (
@@ -42,7 +44,7 @@ from liveroom.ratelimit import RateLimits
 from liveroom.rooms import model as stage_model
 from liveroom.rooms.fanout import AUDIENCE_INTERVAL_S, Emitter, Throttle, room_channel
 from liveroom.rooms.service import RoomService, actor_of
-from liveroom.rooms.stage import Demote, RoleChanged, RoomState, RoomStatus
+from liveroom.rooms.stage import Demote, RoleChanged, RoomState, RoomStatus, StageChanged
 from liveroom.tasks import KeyedLocks, Periodic, Spawned
 
 logger = logging.getLogger(__name__)
@@ -52,15 +54,20 @@ TICK_S = 0.1
 
 @dataclass
 class Unsent:
-    """What a room's members have not been told yet."""
+    """What a room's members have not been told yet, and what the audience was told last."""
 
+    public: set[str]
+    """Ids public at the last flush: only those are worth a ``removed`` for the audience."""
     changed: set[str] = field(default_factory=set)
-    removed: set[str] = field(default_factory=set)
-    was_public: set[str] = field(default_factory=set)
-    """Ids the audience had seen: only those are worth a ``removed`` for them."""
+    removed: dict[str, str] = field(default_factory=dict)
+    """Deleted ids, with their authors (who are told even if nobody else saw the question)."""
     throttle: Throttle = field(default_factory=lambda: Throttle(AUDIENCE_INTERVAL_S))
     audience_sent: int = 0
     staff_sent: int = 0
+
+
+def _public_ids(board: Board) -> set[str]:
+    return {q.id for q in board.questions.values() if q.status in PUBLIC}
 
 
 class QaService:
@@ -81,6 +88,8 @@ class QaService:
         self.config = config
         self._boards: dict[str, Board] = {}
         self._room_of: dict[str, str] = {}
+        self._versions: dict[str, int] = {}
+        """The version of each board evicted after a failed write: a reload continues from it."""
         self._lock = KeyedLocks()
         self._unsent: dict[str, Unsent] = {}
         self._tasks = Spawned("qa")
@@ -105,9 +114,16 @@ class QaService:
         return room_id
 
     async def listing(self, identity: Identity, room_id: str, sort: Sort) -> dict[str, Any]:
+        state = self._rooms.state(room_id)
         board = await self._board(room_id)
-        staff = self._is_staff(self._rooms.state(room_id), identity)
-        return full_list(board, identity.user_id, staff, sort, self._clock.now_ms(), self.config)
+        return full_list(
+            board,
+            identity.user_id,
+            self._is_staff(state, identity.user_id, identity.grants.admin),
+            sort,
+            self._clock.now_ms(),
+            self.config,
+        )
 
     async def ensure_question(self, room_id: str, question_id: str) -> None:
         """``NotFound`` unless the question is in this room (reports name questions)."""
@@ -122,15 +138,14 @@ class QaService:
     async def ask(
         self, identity: Identity, room_id: str, text: str, anonymous: bool
     ) -> dict[str, Any]:
-        questions = self._limits["questions"]
         state = self._rooms.state(room_id)
         command = model.Ask(secrets.token_hex(8), text, anonymous, state.settings.qa_mode)
         # A refused question (duplicate, too long) says why and costs no quota; one that would
-        # be taken is held to the limit before it is written.
+        # be taken is charged before it is written, so nothing is refused after it was saved.
+        questions = self._limits["questions"]
         outcome = await self._run(
-            room_id, command, identity, lambda: questions.check(identity.user_id)
+            room_id, command, identity, lambda: questions.hit(identity.user_id)
         )
-        questions.hit(identity.user_id)
         return {"question": question_view(outcome.changed[0], identity.user_id, False, False)}
 
     async def act(self, identity: Identity, question_id: str, command: Command) -> dict[str, Any]:
@@ -138,33 +153,32 @@ class QaService:
         it (absent when it was deleted)."""
         room_id = await self.room_of(question_id)
         if isinstance(command, BringToStage):
-            command = self._where_author_stands(room_id, question_id, command)
+            command = self._where_author_stands(room_id, question_id)
         outcome = await self._run(room_id, command, identity)
         for effect in outcome.effects:
             await self._carry_out(room_id, identity, question_id, effect)
+        # From here on nothing may refuse: the change is committed.
         board = self._boards.get(room_id)
         question = board.questions.get(question_id) if board else None
-        if question is None:
+        if board is None or question is None:
             return {}
-        staff = self._is_staff(self._rooms.state(room_id), identity)
-        voted = board.voted(question_id, identity.user_id) if board else False
+        state = self._rooms.get(room_id)
+        staff = identity.grants.admin or (
+            state is not None and stage_model.role_of(state, identity.user_id) in STAFF
+        )
+        voted = board.voted(question_id, identity.user_id)
         return {"question": question_view(question, identity.user_id, staff, voted)}
 
-    def _where_author_stands(
-        self, room_id: str, question_id: str, command: BringToStage
-    ) -> BringToStage:
+    def _where_author_stands(self, room_id: str, question_id: str) -> BringToStage:
         board = self._boards.get(room_id)
         question = board.questions.get(question_id) if board else None
         if question is None:
-            return command  # the model says not_found
+            return BringToStage(question_id)  # the model says not_found
         state = self._rooms.state(room_id)
         author = question.author.id
-        return BringToStage(
-            question_id,
-            author_present=self._rooms.presence.is_present(room_id, author),
-            author_banned=self._rooms.is_banned(state, author),
-            author_on_stage=stage_model.role_of(state, author) in STAGE,
-        )
+        present = self._rooms.presence.is_present(room_id, author)
+        role = (stage_model.role_of(state, author) or Role.LISTENER) if present else None
+        return BringToStage(question_id, self._rooms.is_banned(state, author), role)
 
     async def _carry_out(
         self, room_id: str, identity: Identity, question_id: str, effect: model.Effect
@@ -174,23 +188,19 @@ class QaService:
                 try:
                     await self._rooms.invite(room_id, actor_of(identity), user_id, Role.SPEAKER)
                 except LiveroomError:
-                    # The stage refused (seats full…): the question is not "brought" after all.
-                    await self._undo_bring(room_id, question_id)
+                    # The stage refused (seats full…): the question is not waiting after all.
+                    await self._update(room_id, lambda board: model.not_invited(board, user_id))
                     raise
             case ReturnAuthor(user_id=user_id):
-                if not self._rooms.state(room_id).settings.qa_return_to_audience:
+                state = self._rooms.get(room_id)
+                if state is None or not state.settings.qa_return_to_audience:
                     return
+                if stage_model.role_of(state, user_id) is not Role.SPEAKER:
+                    return  # promoted meanwhile: the Q&A only sends back whom it brought up
                 try:
                     await self._rooms.apply(room_id, Demote(user_id), actor_of(identity))
-                except LiveroomError as e:  # they left, or rose above the answerer meanwhile
+                except LiveroomError as e:  # they left meanwhile
                     logger.info("not returning %s to the audience in %s: %s", user_id, room_id, e)
-
-    async def _undo_bring(self, room_id: str, question_id: str) -> None:
-        async with self._lock(room_id):
-            board = await self._board(room_id)
-            question = board.questions.get(question_id)
-            if question is not None and question.brought:
-                await self._commit(board, Outcome(changed=(replace(question, brought=False),)))
 
     async def _run(
         self,
@@ -199,40 +209,66 @@ class QaService:
         identity: Identity,
         admit: Callable[[], None] | None = None,
     ) -> Outcome:
-        state = self._rooms.state(room_id)
-        actor = Actor(
-            identity.user_id, identity.name, identity.verified, self._is_staff(state, identity)
-        )
         async with self._lock(room_id):
+            state = self._rooms.state(room_id)  # under the lock: not for a room that just ended
             board = await self._board(room_id)
+            actor = Actor(
+                identity.user_id,
+                identity.name,
+                identity.verified,
+                self._is_staff(state, identity.user_id, identity.grants.admin),
+            )
             outcome = model.decide(board, command, actor, self._clock.now_ms(), self.config)
             if admit is not None:
                 admit()
             await self._commit(board, outcome)
         return outcome
 
+    async def _update(self, room_id: str, change: Callable[[Board], Outcome]) -> None:
+        """A change the server makes by itself (the stage told it something)."""
+        async with self._lock(room_id):
+            board = self._boards.get(room_id)
+            if board is not None and self._rooms.get(room_id) is not None:
+                await self._commit(board, change(board))
+
     async def _commit(self, board: Board, outcome: Outcome) -> None:
         """Write, then make it true in memory, then owe it to the members."""
         if outcome.empty:
             return
-        await self._store.write(outcome)
-        unsent = self._unsent.setdefault(
-            board.room_id, Unsent(audience_sent=board.version, staff_sent=board.version)
-        )
+        try:
+            await self._store.write(outcome)
+        except BaseException:
+            # Did it commit? Unknown: forget the board, reload it from SQL on next use, and
+            # have every member fetch the list again.
+            self._evict(board)
+            raise
+        unsent = self._unsent.get(board.room_id)
+        if unsent is None:
+            unsent = self._unsent[board.room_id] = Unsent(
+                _public_ids(board), audience_sent=board.version, staff_sent=board.version
+            )
         for question in outcome.changed:
-            old = board.questions.get(question.id)
-            if old is not None and old.status in PUBLIC:
-                unsent.was_public.add(question.id)
             unsent.changed.add(question.id)
             self._room_of[question.id] = board.room_id
         for question_id in outcome.removed:
-            old = board.questions.get(question_id)
-            if old is not None and old.status in PUBLIC:
-                unsent.was_public.add(question_id)
-            unsent.removed.add(question_id)
+            unsent.removed[question_id] = board.get(question_id).author.id
             unsent.changed.discard(question_id)
+            self._room_of.pop(question_id, None)
         board.commit(outcome)
         unsent.throttle.owed = True
+
+    def _evict(self, board: Board) -> None:
+        room_id = board.room_id
+        self._boards.pop(room_id, None)
+        self._unsent.pop(room_id, None)
+        version = self._versions[room_id] = board.version + 1
+        # A delta nobody can apply (since > version): every client asks qa:list.
+        resync = {"room_id": room_id, "version": version, "since": version + 1}
+        self._tasks.spawn(
+            self._emit.emit(
+                "qa:update", {**resync, "changes": [], "removed": []}, room=room_channel(room_id)
+            )
+        )
 
     # --- the stage tells us --------------------------------------------------------------------
 
@@ -246,37 +282,38 @@ class QaService:
         if state.status is RoomStatus.ENDED:
             self._forget(state.id)
             return
+        loaded = state.id in self._boards
+        invited = {i.user_id for i in state.invites}
         for event in events:
-            if not isinstance(event, RoleChanged):
-                continue
-            if event.new_role in STAGE and state.id in self._boards:
-                self._tasks.spawn(self._author_on_stage(state.id, event.user_id))
-            if (event.old_role in STAFF) != (event.new_role in STAFF):
-                for sid in self._rooms.presence.sids_of(state.id, event.user_id):
-                    self._tasks.spawn(self._send_full(sid, state.id, event.user_id))
-
-    async def _author_on_stage(self, room_id: str, user_id: str) -> None:
-        async with self._lock(room_id):
-            board = self._boards.get(room_id)
-            if board is not None:
-                await self._commit(board, model.on_stage(board, AuthorOnStage(user_id)))
+            if isinstance(event, RoleChanged):
+                if loaded and event.new_role in STAGE:
+                    news = AuthorOnStage(event.user_id)
+                    self._tasks.spawn(self._update(state.id, partial(model.on_stage, news=news)))
+                if (event.old_role in STAFF) != (event.new_role in STAFF):
+                    for sid in self._rooms.presence.sids_of(state.id, event.user_id):
+                        self._tasks.spawn(self._send_full(sid, state.id, event.user_id))
+            elif isinstance(event, StageChanged) and loaded:
+                for user_id in event.users:
+                    if user_id not in invited and stage_model.role_of(state, user_id) not in STAGE:
+                        waiting = partial(model.not_invited, user_id=user_id)
+                        self._tasks.spawn(self._update(state.id, waiting))
 
     # --- joining -------------------------------------------------------------------------------
 
     def joined(self, sid: str, identity: Identity, room_id: str) -> None:
         """After the join ack: the full list for this socket."""
-        self._tasks.spawn(self._send_full(sid, room_id, identity.user_id, identity.grants.admin))
+        self._tasks.spawn(
+            self._send_full(sid, room_id, identity.user_id, admin=identity.grants.admin)
+        )
 
-    async def _send_full(self, sid: str, room_id: str, user_id: str, admin: bool = False) -> None:
+    async def _send_full(
+        self, sid: str, room_id: str, user_id: str, *, admin: bool = False
+    ) -> None:
         state = self._rooms.state(room_id)
         board = await self._board(room_id)
-        staff = admin or stage_model.role_of(state, user_id) in STAFF
+        staff = self._is_staff(state, user_id, admin)
         listing = full_list(board, user_id, staff, Sort.HOT, self._clock.now_ms(), self.config)
-        payload = {
-            "room_id": room_id,
-            "version": listing.pop("version"),
-            "full": listing,
-        }
+        payload = {"room_id": room_id, "version": listing.pop("version"), "full": listing}
         await self._emit.emit("qa:update", payload, to=sid)
 
     # --- fan-out -------------------------------------------------------------------------------
@@ -288,7 +325,13 @@ class QaService:
                 try:
                     await self._flush(room_id, unsent)
                 except Exception:
+                    unsent.throttle.owed = True  # what was not sent stays owed
                     logger.exception("Q&A fan-out failed in room %s", room_id)
+        # Rooms that ended (or were never opened) keep nothing here.
+        open_ids = {room_id for room_id in self._boards if self._rooms.get(room_id) is not None}
+        for room_id in [r for r in self._boards if r not in open_ids]:
+            self._forget(room_id)
+        self._lock.retain(open_ids)
 
     async def _flush(self, room_id: str, unsent: Unsent) -> None:
         board = self._boards.get(room_id)
@@ -296,13 +339,28 @@ class QaService:
         if board is None or state is None:
             self._unsent.pop(room_id, None)
             return
-        changed = [board.questions[i] for i in sorted(unsent.changed) if i in board.questions]
-        removed = sorted(unsent.removed)
-        was_public = set(unsent.was_public)
-        unsent.changed.clear()
-        unsent.removed.clear()
-        unsent.was_public.clear()
+        # Taken out now; put back if sending fails. Changes made while this sends are owed anew.
+        taken, unsent.changed = unsent.changed, set()
+        removed, unsent.removed = unsent.removed, {}
+        try:
+            await self._send(room_id, board, state, unsent, taken, removed)
+        except BaseException:
+            unsent.changed |= taken
+            unsent.removed = {**removed, **unsent.removed}
+            raise
+
+    async def _send(
+        self,
+        room_id: str,
+        board: Board,
+        state: RoomState,
+        unsent: Unsent,
+        taken: set[str],
+        removed: dict[str, str],
+    ) -> None:
+        changed = [board.questions[i] for i in sorted(taken) if i in board.questions]
         version = board.version
+        public_now = _public_ids(board)
         presence = self._rooms.presence
         staff_ids = set(self._rooms.staff_ids(state))
         staff_sids = [sid for u in staff_ids for sid in presence.sids_of(room_id, u)]
@@ -316,41 +374,53 @@ class QaService:
                 "removed": gone,
             }
 
+        # Staff: everything they see.
         staff_changes = [question_view(q, None, True) for q in changed if visible(q, None, True)]
-        staff_gone = removed + [q.id for q in changed if not visible(q, None, True)]
-        if staff_sids and (staff_changes or staff_gone):
-            message = delta(unsent.staff_sent, staff_changes, staff_gone)
-            for sid in staff_sids:
-                await self._emit.emit("qa:update", message, to=sid)
-        unsent.staff_sent = version
-
+        staff_gone = sorted(removed) + [q.id for q in changed if not visible(q, None, True)]
+        staff_message = delta(unsent.staff_sent, staff_changes, staff_gone)
+        # The audience: public questions; removals only of what it had been shown.
         public = [q for q in changed if q.status in PUBLIC]
-        audience_gone = [
+        audience_gone = sorted(
             i
-            for i in removed + [q.id for q in changed if q.status not in PUBLIC]
-            if i in was_public
-        ]
-        skip = list(staff_sids)
-        for author in sorted({q.author.id for q in changed} - staff_ids):
+            for i in (*removed, *(q.id for q in changed))
+            if i in unsent.public and i not in public_now
+        )
+        # Authors: the audience's delta in their own view, plus their own questions.
+        authors = ({q.author.id for q in changed} | set(removed.values())) - staff_ids
+        personal: list[tuple[set[str], dict[str, Any]]] = []
+        for author in sorted(authors):
             sids = presence.sids_of(room_id, author)
             if not sids:
                 continue
-            skip.extend(sids)
             mine = [q for q in changed if visible(q, author, False)]
+            own_gone = [i for i, a in removed.items() if a == author and i not in audience_gone]
+            hidden = [
+                q.id for q in changed if q.author.id == author and not visible(q, author, False)
+            ]
             message = delta(
                 unsent.audience_sent,
                 [question_view(q, author, False) for q in mine],
-                audience_gone + [q.id for q in changed if not visible(q, author, False)],
+                audience_gone + own_gone + hidden,
             )
+            personal.append((sids, message))
+
+        if staff_sids and (staff_changes or staff_gone):
+            for sid in staff_sids:
+                await self._emit.emit("qa:update", staff_message, to=sid)
+        skip = list(staff_sids)
+        for sids, message in personal:
+            skip.extend(sids)
             for sid in sids:
                 await self._emit.emit("qa:update", message, to=sid)
-        if public or audience_gone:
+        broadcast = bool(public or audience_gone)
+        if broadcast:
             message = delta(
-                unsent.audience_sent,
-                [question_view(q, None, False) for q in public],
-                audience_gone,
+                unsent.audience_sent, [question_view(q, None, False) for q in public], audience_gone
             )
             await self._emit.emit("qa:update", message, room=room_channel(room_id), skip_sid=skip)
+        unsent.public = public_now
+        unsent.staff_sent = version
+        if broadcast or personal:
             unsent.audience_sent = version
 
     # --- housekeeping --------------------------------------------------------------------------
@@ -358,19 +428,22 @@ class QaService:
     async def _board(self, room_id: str) -> Board:
         board = self._boards.get(room_id)
         if board is None:
-            board = await self._store.load(room_id)
+            loaded = await self._store.load(room_id)
+            if self._rooms.get(room_id) is None:
+                raise Gone("the room has ended")  # ended while loading: keep nothing
+            loaded.version = max(loaded.version, self._versions.pop(room_id, 0))
             # Another load may have finished while this one read: keep the first.
-            board = self._boards.setdefault(room_id, board)
+            board = self._boards.setdefault(room_id, loaded)
             for question_id in board.questions:
                 self._room_of[question_id] = room_id
         return board
 
-    def _is_staff(self, state: RoomState, identity: Identity) -> bool:
-        return identity.grants.admin or stage_model.role_of(state, identity.user_id) in STAFF
+    def _is_staff(self, state: RoomState, user_id: str, admin: bool) -> bool:
+        return admin or user_id in self._rooms.staff_ids(state)
 
     def _forget(self, room_id: str) -> None:
         board = self._boards.pop(room_id, None)
         for question_id in board.questions if board else ():
             self._room_of.pop(question_id, None)
         self._unsent.pop(room_id, None)
-        self._lock.drop(room_id)
+        self._versions.pop(room_id, None)

@@ -4,6 +4,8 @@ room's Q&A survives a restart. One transaction per outcome."""
 from __future__ import annotations
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from liveroom.db.models import QuestionRow, QuestionVoteRow
@@ -79,7 +81,14 @@ class SqlQaStore:
             if outcome.vote is not None:
                 question_id, user_id, on = outcome.vote
                 if on:
-                    session.add(QuestionVoteRow(question_id=question_id, user_id=user_id))
+                    # Idempotent: a vote whose commit was in doubt may be written again.
+                    dialect = session.get_bind().dialect.name
+                    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+                    await session.execute(
+                        insert(QuestionVoteRow)
+                        .values(question_id=question_id, user_id=user_id)
+                        .on_conflict_do_nothing()
+                    )
                 else:
                     await session.execute(
                         delete(QuestionVoteRow).where(

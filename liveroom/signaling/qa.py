@@ -60,7 +60,7 @@ def register(registry: EventRegistry, rooms: RoomService, qa: QaService) -> None
 
     async def bring(ctx: EventContext, p: QuestionRef) -> Ack:
         # Where the author stands is filled in by the service.
-        command = model.BringToStage(p.question_id, False, False, False)
+        command = model.BringToStage(p.question_id)
         return await qa.act(ctx.identity, p.question_id, command)
 
     def simple(event: str, make: Callable[[str], model.Command]) -> None:

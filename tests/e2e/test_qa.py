@@ -294,3 +294,44 @@ async def test_questions_and_votes_survive_a_restart(config: Config) -> None:
         await fan.close()
     finally:
         await second.stop()
+
+
+async def test_pending_questions_stay_private_even_when_deleted(qa_room: QaRoom) -> None:
+    r = qa_room
+    secret = (await r.fans[15].request("qa:ask", {"room_id": r.room_id, "text": "Private"}))[
+        "question"
+    ]["id"]
+    # Another fan's own question changes in the same moments: their personal delta must not
+    # name the pending one.
+    await r.host.request("room:update", {"room_id": r.room_id, "settings": {"qa_mode": "open"}})
+    mine = (await r.fans[16].request("qa:ask", {"room_id": r.room_id, "text": "Public"}))[
+        "question"
+    ]["id"]
+    await r.host.request("qa:delete", {"question_id": secret})
+    told = await latest(r.fans[15], r.room_id, removed=[secret])  # its author is told
+    assert told["changes"] == [] or all(q["id"] != secret for q in told["changes"])
+    await r.fans[16].next_event("qa:update", lambda e: any(q["id"] == mine for q in e["changes"]))
+    await r.host.request("qa:pin", {"question_id": mine})
+    await r.fans[17].next_event("qa:update", lambda e: any(q["pinned"] for q in e["changes"]))
+    for fan in (r.fans[16], r.fans[17]):
+        for update in fan.events("qa:update"):
+            assert secret not in update.get("removed", [])
+            assert secret not in [q["id"] for q in update.get("changes", [])]
+
+
+async def test_a_cohost_brought_up_for_a_question_stays_cohost(qa_room: QaRoom) -> None:
+    r = qa_room
+    cohost = r.fans[18]
+    await r.host.request(
+        "stage:invite", {"room_id": r.room_id, "user_id": "fan18", "role": "cohost"}
+    )
+    await cohost.request("stage:accept", {"room_id": r.room_id})
+    await r.host.request("room:update", {"room_id": r.room_id, "settings": {"qa_mode": "open"}})
+    qid = (await cohost.request("qa:ask", {"room_id": r.room_id, "text": "From the stage"}))[
+        "question"
+    ]["id"]
+    brought = await r.host.request("qa:bring_to_stage", {"question_id": qid})
+    assert brought["question"]["pinned"] is True  # a microphone already: pinned at once
+    await r.host.request("qa:answered", {"question_id": qid})
+    state = await r.host.request("room:join", {"room_id": r.room_id})
+    assert "fan18" in [u["id"] for u in state["room"]["cohosts"]]

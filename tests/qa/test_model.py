@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from liveroom.errors import Conflict, Forbidden, Invalid, LiveroomError, NotFound
+from liveroom.permissions import Role
 from liveroom.qa import model
 from liveroom.qa.model import (
     Actor,
@@ -106,7 +107,7 @@ TRANSITIONS: dict[str, dict[QuestionStatus, QuestionStatus | type[LiveroomError]
     "reject": {
         QuestionStatus.PENDING: QuestionStatus.REJECTED,
         QuestionStatus.APPROVED: QuestionStatus.REJECTED,
-        QuestionStatus.REJECTED: Conflict,
+        QuestionStatus.REJECTED: QuestionStatus.REJECTED,
         QuestionStatus.ANSWERED: Conflict,
         QuestionStatus.WITHDRAWN: Conflict,
     },
@@ -210,11 +211,16 @@ def test_delete_removes_a_question_and_its_votes() -> None:
 def test_bringing_the_asker_on_stage() -> None:
     board = Board("r")
     ask(board, "q", mode=QaMode.OPEN)
-    for present, banned, error in ((False, False, "not in the room"), (True, True, "banned")):
+    refusals = (
+        (BringToStage("q", False, None), "not in the room"),
+        (BringToStage("q", True, Role.LISTENER), "banned"),
+        (BringToStage("q", False, Role.MODERATOR), "moderates"),
+    )
+    for command, error in refusals:
         with pytest.raises(Conflict, match=error):
-            run(board, BringToStage("q", present, banned, author_on_stage=False))
+            run(board, command)
         assert not board.questions["q"].brought
-    outcome = run(board, BringToStage("q", True, False, False))
+    outcome = run(board, BringToStage("q", False, Role.LISTENER))
     assert outcome.effects == (InviteAuthor("fan"),) and board.questions["q"].brought
     assert not board.questions["q"].pinned  # pinned when they accept
     board.commit(model.on_stage(board, model.AuthorOnStage("fan")))
@@ -229,9 +235,23 @@ def test_an_asker_already_on_stage_is_pinned_at_once() -> None:
     ask(board, "q", mode=QaMode.OPEN)
     ask(board, "p", "Pinned before", actor=OTHER, mode=QaMode.OPEN)
     run(board, model.Pin("p"))
-    outcome = run(board, BringToStage("q", True, False, author_on_stage=True))
-    assert outcome.effects == ()
+    outcome = run(board, BringToStage("q", False, Role.COHOST))
+    assert outcome.effects == ()  # a co-host is not invited, and not sent back when answered
     assert pinned_id(board) == "q" and not board.questions["p"].pinned
+    assert not board.questions["q"].brought
+    assert run(board, model.Answered("q")).effects == ()
+
+
+def test_anonymous_questions_are_not_brought_up_and_a_declined_invite_stops_waiting() -> None:
+    board = Board("r")
+    ask(board, "anon", "Who am I?", mode=QaMode.OPEN, anonymous=True)
+    with pytest.raises(Conflict, match="anonymous"):
+        run(board, BringToStage("anon", False, Role.LISTENER))
+    ask(board, "q", mode=QaMode.OPEN)
+    run(board, BringToStage("q", False, Role.LISTENER))
+    board.commit(model.not_invited(board, "fan"))
+    assert not board.questions["q"].brought
+    assert model.on_stage(board, model.AuthorOnStage("fan")).empty  # later on stage: no pin
 
 
 def test_hot_ranks_by_votes_decayed_by_age_ties_to_the_older() -> None:
