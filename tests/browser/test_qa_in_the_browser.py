@@ -3,6 +3,7 @@ now; other fans vote; markup-like text is shown as text. Screenshots saved as ar
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,20 @@ async def test_a_fan_asks_the_host_approves_and_pins_everyone_sees_it(
         questions.get_by_role("article").filter(has_text="Favourite song?").get_by_text("1")
     ).to_be_visible()
     assert other
+
+    # Staff download the questions with their real authors.
+    async with host.page.expect_download() as download_info:
+        await host.page.get_by_role("button", name="Download (CSV)").click()
+    download = await download_info.value
+    exported = await asyncio.to_thread(Path(await download.path()).read_text)
+    assert "Mina" in exported and "Voter" in exported and "Favourite song?" in exported
+
+    # The host turns questions off: the fan's form goes, and says so.
+    await host.page.get_by_text("Room settings").click()
+    await host.page.get_by_role("combobox", name="Questions in this room").select_option("off")
+    await host.page.get_by_role("button", name="Save").click()
+    await expect(fan.page.get_by_text("Questions are off in this room.")).to_be_visible()
+    await expect(fan.page.get_by_role("textbox", name="Your question")).to_be_hidden()
 
     for p in (host, fan):
         assert await p.page.locator("img").count() == 0

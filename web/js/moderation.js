@@ -130,6 +130,15 @@ export class ModerationPanel {
       h("option", { value: "end" }, "End the room"),
     );
     onLeave.value = room.settings.on_host_leave;
+    const qaMode = h(
+      "select",
+      { name: "qa_mode" },
+      h("option", { value: "premoderated" }, "Moderated: approve each question"),
+      h("option", { value: "open" }, "Open: questions show at once"),
+      h("option", { value: "off" }, "Off: no new questions"),
+    );
+    qaMode.value = room.settings.qa_mode;
+    const returns = h("input", { type: "checkbox", name: "qa_return_to_audience", checked: room.settings.qa_return_to_audience });
     const save = h("button", { type: "submit" }, "Save");
     const settings = h(
       "details",
@@ -142,12 +151,18 @@ export class ModerationPanel {
           await conn.call("room:update", {
             room_id: room.id,
             title: title.value.trim(),
-            settings: { on_host_leave: onLeave.value },
+            settings: {
+              on_host_leave: onLeave.value,
+              qa_mode: qaMode.value,
+              qa_return_to_audience: returns.checked,
+            },
           });
           notify("Settings saved.");
         },
         field("Title", title),
         field("When the host leaves", onLeave),
+        field("Questions in this room", qaMode),
+        h("label", { class: "toggle" }, returns, "A fan brought on stage for a question returns to the audience when it is answered"),
         save,
       ),
     );

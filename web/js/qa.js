@@ -44,6 +44,8 @@ export class QaPanel {
     this.answeredSummary = h("summary", {});
     this.answeredBlock = h("details", { class: "answered-block" }, this.answeredSummary, this.answered);
     this.off = h("p", { class: "empty" }, "Questions are off in this room.");
+    this.exportButton = h("button", { class: "ghost small staff-only" }, "Download (CSV)");
+    this.exportButton.addEventListener("click", () => busy(this.exportButton, () => this.#download()));
     this.askForm = this.#askForm();
     const sortButtons = Object.entries({ hot: "Popular", new: "Recent" }).map(([sort, label]) => {
       const button = h("button", { class: "small ghost", "aria-pressed": String(sort === this.sort) }, label);
@@ -58,7 +60,7 @@ export class QaPanel {
     this.element = h(
       "section",
       { class: "qa card", "aria-labelledby": "qa-title" },
-      h("div", { class: "qa-head" }, h("h2", { id: "qa-title" }, "Questions"), this.sortBar),
+      h("div", { class: "qa-head" }, h("h2", { id: "qa-title" }, "Questions"), this.sortBar, this.exportButton),
       this.pinned,
       this.askForm,
       this.off,
@@ -81,6 +83,7 @@ export class QaPanel {
   update(room) {
     const off = room.settings.qa_mode === "off";
     show(this.askForm, !off && room.status === "live");
+    show(this.exportButton, this.staff);
     show(this.off, off);
     this.#render();
   }
@@ -110,6 +113,23 @@ export class QaPanel {
       this.version = event.version;
     }
     this.#render();
+  }
+
+  /** Staff: every question with its real author, as a CSV file (the export needs the token). */
+  async #download() {
+    const response = await fetch(`/api/rooms/${encodeURIComponent(this.view.roomId)}/questions.csv`, {
+      headers: { Authorization: `Bearer ${this.view.app.session.token}` },
+    });
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      throw new Error(body?.error?.message ?? `The server answered ${response.status}`);
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const link = h("a", { href: url, download: `questions-${this.view.roomId}.csv` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
   }
 
   async #reload() {
