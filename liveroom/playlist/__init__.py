@@ -1,0 +1,1 @@
+"""Shared playlists: a room's queue and one server-authoritative playback everyone follows."""
