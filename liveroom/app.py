@@ -25,6 +25,10 @@ from liveroom.errors import LiveroomError
 from liveroom.media.engine import MediaEngine
 from liveroom.media.ice import ice_servers_for
 from liveroom.media.stage_audio import StageAudio
+from liveroom.playlist.media import MediaApi
+from liveroom.playlist.model import PlaylistLimits
+from liveroom.playlist.service import PlaylistService, RoundTrips
+from liveroom.playlist.store import SqlPlaylistStore
 from liveroom.qa.api import QaApi
 from liveroom.qa.model import QaLimits
 from liveroom.qa.service import QaService
@@ -37,6 +41,7 @@ from liveroom.rooms.service import RoomsConfig, RoomService
 from liveroom.rooms.stage import StageLimits
 from liveroom.rooms.store import MemoryStageStore, SqlRoomStore
 from liveroom.signaling import clock_sync
+from liveroom.signaling import playlist as playlist_events
 from liveroom.signaling import qa as qa_events
 from liveroom.signaling import rooms as room_events
 from liveroom.signaling.dispatch import Signaling
@@ -60,6 +65,7 @@ SIGNALING = web.AppKey("signaling", Signaling)
 ROOMS = web.AppKey("rooms", RoomService)
 AUDIO = web.AppKey("audio", StageAudio)
 QA = web.AppKey("qa", QaService)
+PLAYLISTS = web.AppKey("playlists", PlaylistService)
 
 
 class StartupError(LiveroomError):
@@ -103,7 +109,9 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     sio.attach(app, socketio_path="socket.io")
     registry = EventRegistry()
     signaling = Signaling(sio, registry, tokens, limits, users, config.socket_inflight_limit)
-    clock_sync.register(registry, clock)
+    round_trips = RoundTrips()
+    clock_sync.register(registry, clock, round_trips)
+    signaling.disconnect_hooks.append(round_trips.closed)
 
     rooms = RoomService(
         MemoryStageStore(),
@@ -127,6 +135,65 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     audio = StageAudio(media, sio, rooms.presence.sids_of, rooms.presence.is_present, clock)
     rooms.observers.append(audio)
 
+    qa = QaService(
+        SqlQaStore(sessions),
+        rooms,
+        sio,
+        limits,
+        clock,
+        QaLimits(max_chars=config.question_max_chars, gravity=config.qa_gravity),
+    )
+    rooms.observers.append(qa)
+    playlist_store = SqlPlaylistStore(sessions)
+    playlists = PlaylistService(
+        playlist_store,
+        rooms,
+        sio,
+        clock,
+        PlaylistLimits(skip_share=config.skip_share),
+        round_trips,
+    )
+    rooms.observers.append(playlists)
+
+    on_join = (qa.joined, playlists.joined)
+    media_info = _media_info(config, clock)
+    room_events.register(registry, rooms, limits, audio, media_info, qa, on_join)
+    qa_events.register(registry, rooms, qa)
+    playlist_events.register(registry, rooms, playlists)
+    signaling.connect_guards.append(rooms.admit)
+    signaling.disconnect_hooks.append(
+        lambda conn: rooms.socket_closed(conn.sid, conn.identity.user_id)
+    )
+
+    PlatformApi(tokens, limits, config.guests).add_routes(app)
+    RoomsApi(rooms).add_routes(app)
+    QaApi(qa, rooms, tokens).add_routes(app)
+    media_dir = config.data_dir / "media"
+    MediaApi(playlist_store, rooms, tokens, clock, media_dir, config.media_max_bytes).add_routes(
+        app
+    )
+    _serve_web_client(app, config)
+
+    app[CONFIG], app[CLOCK], app[TOKENS], app[LIMITS] = config, clock, tokens, limits
+    app[ENGINE], app[SESSIONS], app[USERS] = engine, sessions, users
+    app[SIO], app[REGISTRY], app[SIGNALING], app[ROOMS] = sio, registry, signaling, rooms
+    app[AUDIO], app[QA], app[PLAYLISTS] = audio, qa, playlists
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_background)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+def _serve_web_client(app: web.Application, config: Config) -> None:
+    web_dir = config.web_dir or bundled_web_dir()
+    if web_dir is not None:
+        app.router.add_get("/", _index(web_dir))
+        app.router.add_static("/", web_dir, show_index=False, follow_symlinks=False)
+
+
+def _media_info(config: Config, clock: Clock) -> Callable[[Identity], dict[str, Any]]:
+    """The join ack's ``media``: how this user reaches the room's audio."""
+
     def media_info(identity: Identity) -> dict[str, Any]:
         servers = ice_servers_for(
             config.ice_servers,
@@ -137,39 +204,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         )
         return {"mode": "webrtc", "ice_servers": servers}
 
-    qa = QaService(
-        SqlQaStore(sessions),
-        rooms,
-        sio,
-        limits,
-        clock,
-        QaLimits(max_chars=config.question_max_chars, gravity=config.qa_gravity),
-    )
-    rooms.observers.append(qa)
-
-    room_events.register(registry, rooms, limits, audio, media_info, qa)
-    qa_events.register(registry, rooms, qa)
-    signaling.connect_guards.append(rooms.admit)
-    signaling.disconnect_hooks.append(
-        lambda conn: rooms.socket_closed(conn.sid, conn.identity.user_id)
-    )
-
-    PlatformApi(tokens, limits, config.guests).add_routes(app)
-    RoomsApi(rooms).add_routes(app)
-    QaApi(qa, rooms, tokens).add_routes(app)
-    web_dir = config.web_dir or bundled_web_dir()
-    if web_dir is not None:
-        app.router.add_get("/", _index(web_dir))
-        app.router.add_static("/", web_dir, show_index=False, follow_symlinks=False)
-
-    app[CONFIG], app[CLOCK], app[TOKENS], app[LIMITS] = config, clock, tokens, limits
-    app[ENGINE], app[SESSIONS], app[USERS] = engine, sessions, users
-    app[SIO], app[REGISTRY], app[SIGNALING], app[ROOMS] = sio, registry, signaling, rooms
-    app[AUDIO], app[QA] = audio, qa
-    app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_background)
-    app.on_shutdown.append(_close_sockets)
-    return app
+    return media_info
 
 
 def _index(web_dir: Path) -> Callable[[web.Request], Awaitable[web.FileResponse]]:
@@ -204,9 +239,11 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     await app[ROOMS].start()
     app[AUDIO].start()
     await app[QA].start()
+    await app[PLAYLISTS].start()
     yield
     await app[ROOMS].stop()  # idempotent: on_shutdown stopped it already
     await app[QA].stop()
+    await app[PLAYLISTS].stop()
     await app[AUDIO].stop()
     await app[USERS].stop()
 

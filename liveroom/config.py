@@ -49,6 +49,8 @@ class Config:
     turn_ttl_s: int = 6 * 3600
     ice_loopback: bool = False
     question_max_chars: int = 280
+    media_max_bytes: int = 50 * 1024 * 1024
+    skip_share: float = 0.5
     qa_gravity: float = 1.8
     shutdown_timeout_s: float = 5.0
 
@@ -183,6 +185,15 @@ OPTIONS: tuple[Option, ...] = (
         int,
     ),
     Option("qa_gravity", "--qa-gravity", "how fast age sinks a question in `hot` order", float),
+    Option(
+        "media_max_bytes", "--media-max-bytes", "largest media file a room's staff may upload", int
+    ),
+    Option(
+        "skip_share",
+        "--skip-share",
+        "share of the members present whose votes skip a playlist item",
+        float,
+    ),
     Option(
         "web_dir",
         "--web-dir",

@@ -32,3 +32,9 @@ class Peers:
         for session in self.sessions:
             await session.close()
         await asyncio.gather(*(c.close() for c in self.clients))
+
+    async def __aenter__(self) -> Peers:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

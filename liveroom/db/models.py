@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from liveroom.db.base import Base
@@ -146,3 +146,51 @@ class QuestionVoteRow(Base):
         String(32), ForeignKey("questions.id", ondelete="CASCADE"), primary_key=True
     )
     user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class PlaylistItemRow(Base):
+    """An item of a room's playlist; ``position`` is its place in the room's list."""
+
+    __tablename__ = "playlist_items"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(32), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    media_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    added_by_id: Mapped[str] = mapped_column(String(128))
+    added_by_name: Mapped[str] = mapped_column(String(50))
+    added_by_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    approved: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class PlaybackRow(Base):
+    """A room's playback as of its last transition (after a restart it resumes paused there)."""
+
+    __tablename__ = "playlist_playback"
+
+    room_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    item_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    position_s: Mapped[float] = mapped_column(Float)
+    playing: Mapped[bool] = mapped_column(Boolean)
+    rate: Mapped[float] = mapped_column(Float)
+    at: Mapped[int] = mapped_column(BigInteger)
+    repeat: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class MediaRow(Base):
+    """A file uploaded to a room (probed with PyAV): played by the room's members."""
+
+    __tablename__ = "media"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(32), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(8))
+    content_type: Mapped[str] = mapped_column(String(100))
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    uploaded_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[int] = mapped_column(BigInteger)

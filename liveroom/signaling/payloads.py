@@ -46,3 +46,5 @@ def _message(err: Any) -> str:
 
 class TimeSync(Payload):
     t0: float
+    rtt: float | None = None
+    """The client's latest round trip (ms), for scheduling synchronized starts."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 from pydantic import Field
@@ -135,11 +135,14 @@ MediaInfo = Callable[[Identity], dict[str, Any]]
 
 
 class Questions(Protocol):
-    """What the rooms' events need of Q&A: a joiner's first list, and reported questions."""
-
-    def joined(self, sid: str, identity: Identity, room_id: str) -> None: ...
+    """What the rooms' events need of Q&A: reported questions must exist."""
 
     async def ensure_question(self, room_id: str, question_id: str) -> None: ...
+
+
+JoinHook = Callable[[str, Identity, str], None]
+"""Told of each join (sid, identity, room id) before its ack: features send their first state
+after it (Q&A's list, the playlist)."""
 
 
 def register(
@@ -149,6 +152,7 @@ def register(
     audio: StageAudio,
     media_info: MediaInfo,
     questions: Questions,
+    on_join: Sequence[JoinHook],
 ) -> None:
     """Add the room events and the resolver that finds a user's standing in a room."""
 
@@ -181,7 +185,8 @@ def register(
     async def join(ctx: EventContext, p: JoinRoom) -> Ack:
         room = await rooms.join(ctx.sid, ctx.identity, p.room_id, p.market)
         reactions = list(rooms.config.reactions)
-        questions.joined(ctx.sid, ctx.identity, p.room_id)  # sent after this ack
+        for hook in on_join:  # what they send goes after this ack
+            hook(ctx.sid, ctx.identity, p.room_id)
         return {"room": room, "media": media_info(ctx.identity), "reactions": reactions}
 
     async def rtc_offer(ctx: EventContext, p: RtcOffer) -> Ack:

@@ -1,0 +1,147 @@
+"""Uploaded media: ``POST /api/rooms/{id}/media`` (staff, multipart field ``file``) stores a file
+after PyAV has read it (its kind and duration come from the probe, never from the client), and
+``GET /media/{id}`` serves it to players (range requests, long cache: a media id never changes).
+
+The upload is streamed to disk with a size limit; a file PyAV cannot read, or one with no audio
+or video stream, is refused and deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+import av
+from aiohttp import BodyPartReader, web
+
+from liveroom.api import bearer_identity
+from liveroom.auth import TokenService
+from liveroom.clock import Clock
+from liveroom.db.models import MediaRow
+from liveroom.errors import Forbidden, Invalid, NotFound
+from liveroom.permissions import STAFF
+from liveroom.playlist.store import SqlPlaylistStore
+from liveroom.rooms import model as stage_model
+from liveroom.rooms.service import RoomService
+
+CHUNK = 256 * 1024
+CONTENT_TYPES = {
+    "mp3": "audio/mpeg",
+    "ogg": "audio/ogg",
+    "wav": "audio/wav",
+    "flac": "audio/flac",
+    "matroska,webm": "video/webm",
+    "mov,mp4,m4a,3gp,3g2,mj2": "video/mp4",
+    "aac": "audio/aac",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    kind: str  # audio | video
+    duration_s: float | None
+    content_type: str
+
+
+def probe(path: Path) -> Probe:
+    """What PyAV finds in the file; :class:`Invalid` when it is not media it can read."""
+    try:
+        with av.open(str(path)) as container:
+            video = any(s.type == "video" for s in container.streams)
+            audio = any(s.type == "audio" for s in container.streams)
+            if not (audio or video):
+                raise Invalid("the file has no audio or video in it")
+            duration = container.duration / av.time_base if container.duration else None
+            content_type = CONTENT_TYPES.get(container.format.name, "application/octet-stream")
+            if audio and not video and content_type.startswith("video/"):
+                content_type = "audio/" + content_type.split("/", 1)[1]
+            return Probe("video" if video else "audio", duration, content_type)
+    except av.error.FFmpegError:
+        raise Invalid("the file is not audio or video that the server can read") from None
+
+
+class MediaApi:
+    def __init__(
+        self,
+        store: SqlPlaylistStore,
+        rooms: RoomService,
+        tokens: TokenService,
+        clock: Clock,
+        media_dir: Path,
+        max_bytes: int,
+    ) -> None:
+        self._store = store
+        self._rooms = rooms
+        self._tokens = tokens
+        self._clock = clock
+        self._dir = media_dir
+        self._max_bytes = max_bytes
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/rooms/{room_id}/media", self.upload)
+        app.router.add_get("/media/{media_id}", self.serve)
+
+    async def upload(self, request: web.Request) -> web.Response:
+        identity = bearer_identity(request, self._tokens)
+        state = self._rooms.state(request.match_info["room_id"])
+        if not identity.grants.admin and stage_model.role_of(state, identity.user_id) not in STAFF:
+            raise Forbidden("only the room's host, co-hosts and moderators upload media")
+        if request.content_length is not None and request.content_length > self._max_bytes + 4096:
+            raise Invalid(f"the file is larger than {self._max_bytes} bytes")
+        try:
+            reader = await request.multipart()
+        except (AssertionError, ValueError):
+            raise Invalid("send multipart/form-data with a field named file") from None
+        part = await reader.next()
+        if not isinstance(part, BodyPartReader) or part.name != "file":
+            raise Invalid("send multipart/form-data with a field named file")
+        media_id = secrets.token_hex(8)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        path = self._dir / media_id
+        try:
+            size = await self._save(part, path)
+            found = await asyncio.to_thread(probe, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            raise
+        title = " ".join(Path(unquote(part.filename or "upload")).stem.split())[:200] or "upload"
+        row = MediaRow(
+            id=media_id,
+            room_id=state.id,
+            title=title,
+            kind=found.kind,
+            content_type=found.content_type,
+            duration_s=found.duration_s,
+            size=size,
+            uploaded_by=identity.user_id,
+            created_at=self._clock.now_ms(),
+        )
+        await self._store.add_media(row)
+        media = {"id": media_id, "title": title, "duration_s": found.duration_s, "kind": found.kind}
+        return web.json_response({"media": media}, status=201)
+
+    async def _save(self, part: BodyPartReader, path: Path) -> int:
+        size = 0
+        with path.open("wb") as out:
+            while chunk := await part.read_chunk(CHUNK):
+                size += len(chunk)
+                if size > self._max_bytes:
+                    raise Invalid(f"the file is larger than {self._max_bytes} bytes")
+                out.write(chunk)
+        if size == 0:
+            raise Invalid("the file is empty")
+        return size
+
+    async def serve(self, request: web.Request) -> web.FileResponse:
+        media = await self._store.media(request.match_info["media_id"])
+        if media is None:
+            raise NotFound("no such media")
+        response = web.FileResponse(self._dir / media.id)
+        response.content_type = media.content_type
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response

@@ -1,0 +1,282 @@
+"""Every open room's playlist: commands decided by the pure model, written to SQL before the
+ack, and told to the room at once as ``playlist:state`` (playback changes are rare and small:
+one broadcast each). A ticker moves rooms on when a playing item of known length ends.
+
+Starts are scheduled ahead so everyone starts together: ``at = now + max(2 × the highest round
+trip reported by a member's socket, 500 ms)`` (clients report their round trip with
+``time:sync``).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from liveroom.auth import Identity
+from liveroom.clock import Clock
+from liveroom.errors import Gone, NotFound
+from liveroom.permissions import STAFF, playlist_controllers
+from liveroom.playlist import model
+from liveroom.playlist.model import Actor, Item, Playlist, PlaylistLimits
+from liveroom.playlist.store import SqlPlaylistStore
+from liveroom.rooms import model as stage_model
+from liveroom.rooms.fanout import Emitter, room_channel
+from liveroom.rooms.service import RoomService
+from liveroom.rooms.stage import PlaylistMode, RoomState, RoomStatus
+from liveroom.rooms.views import user_view
+from liveroom.signaling.dispatch import Connection
+from liveroom.tasks import KeyedLocks, Periodic, Spawned
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 0.1
+MIN_LEAD_MS = 500
+MAX_RTT_MS = 2000
+"""A reported round trip above this is a client in trouble, not a reason to delay everyone."""
+
+
+class RoundTrips:
+    """The latest round trip each socket reported (bounded by the sockets connected)."""
+
+    def __init__(self) -> None:
+        self._by_sid: dict[str, float] = {}
+
+    def report(self, sid: str, rtt_ms: float) -> None:
+        self._by_sid[sid] = min(max(rtt_ms, 0.0), MAX_RTT_MS)
+
+    async def closed(self, connection: Connection) -> None:
+        self._by_sid.pop(connection.sid, None)
+
+    def highest(self, sids: Iterable[str]) -> float:
+        return max((self._by_sid.get(sid, 0.0) for sid in sids), default=0.0)
+
+
+def item_view(item: Item, position: int) -> dict[str, Any]:
+    """PROTOCOL.md's playlist item (uploaded media play from ``/media/{id}``)."""
+    return {
+        "id": item.id,
+        "title": item.title,
+        "url": item.url if item.url is not None else f"/media/{item.media_id}",
+        "media_id": item.media_id,
+        "duration_s": item.duration_s,
+        "added_by": user_view(item.added_by),
+        "position": position,
+        "approved": item.approved,
+    }
+
+
+def playback_view(playlist: Playlist) -> dict[str, Any]:
+    p = playlist.playback
+    return {
+        "item_id": p.item_id,
+        "position_s": p.position_s,
+        "playing": p.playing,
+        "rate": p.rate,
+        "at": p.at,
+    }
+
+
+class PlaylistService:
+    def __init__(
+        self,
+        store: SqlPlaylistStore,
+        rooms: RoomService,
+        emitter: Emitter,
+        clock: Clock,
+        limits: PlaylistLimits,
+        round_trips: RoundTrips,
+    ) -> None:
+        self._store = store
+        self._rooms = rooms
+        self._emit = emitter
+        self._clock = clock
+        self.limits = limits
+        self.round_trips = round_trips
+        self._playlists: dict[str, Playlist] = {}
+        self._room_of: dict[str, str] = {}
+        self._lock = KeyedLocks()
+        self._tasks = Spawned("playlist")
+        self._ticker = Periodic("playlist-timer", TICK_S, self.tick, clock)
+
+    async def start(self) -> None:
+        self._ticker.start()
+
+    async def stop(self) -> None:
+        await self._ticker.stop()
+        await self._tasks.stop()
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def room_of(self, item_id: str) -> str:
+        room_id = self._room_of.get(item_id) or await self._store.room_of_item(item_id)
+        if room_id is None:
+            raise NotFound("no such playlist item")
+        return room_id
+
+    def start_at(self, room_id: str) -> int:
+        """When a start asked for now should happen: everyone's commands have arrived by then."""
+        sids = (sid for m in self._rooms.presence.members(room_id) for sid in m.sids)
+        lead = max(2 * self.round_trips.highest(sids), MIN_LEAD_MS)
+        return self._clock.now_ms() + round(lead)
+
+    def state_view(self, playlist: Playlist, *, staff: bool, items: bool) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "room_id": playlist.room_id,
+            "playback": playback_view(playlist),
+            "repeat": playlist.repeat,
+            "skip_votes": len(playlist.skip_votes),
+            "skip_need": model.skip_need(self._rooms.presence.count(playlist.room_id), self.limits),
+        }
+        if items:
+            shown = [i for i in playlist.items if staff or i.approved]
+            view["items"] = [item_view(i, n) for n, i in enumerate(shown)]
+        return view
+
+    # --- commands ------------------------------------------------------------------------------
+
+    async def add(
+        self,
+        identity: Identity,
+        room_id: str,
+        title: str | None,
+        url: str | None,
+        media_id: str | None,
+        duration_s: float | None,
+    ) -> dict[str, Any]:
+        if media_id is not None:
+            media = await self._store.media(media_id)
+            if media is None or media.room_id != room_id:
+                raise NotFound("no such media in this room")
+            title, duration_s = title or media.title, media.duration_s
+        elif url is not None and not title:
+            title = url.rstrip("/").rsplit("/", 1)[-1] or url
+        command = model.Add(secrets.token_hex(8), title or "", url, media_id, duration_s)
+        playlist = await self._run(identity, room_id, lambda _: command)
+        item = playlist.item(command.item_id)
+        return {"item": item_view(item, list(playlist.items).index(item))}
+
+    async def control(
+        self, identity: Identity, room_id: str, make: Callable[[int], model.Command]
+    ) -> dict[str, Any]:
+        """A playback or queue command; ``make`` gets the scheduled start time."""
+        playlist = await self._run(identity, room_id, make)
+        return {"playback": playback_view(playlist)}
+
+    async def _run(
+        self, identity: Identity, room_id: str, make: Callable[[int], model.Command]
+    ) -> Playlist:
+        async with self._lock(room_id):
+            state = self._rooms.state(room_id)
+            old = await self._playlist(room_id)
+            command = make(self.start_at(room_id))
+            if isinstance(command, model.VoteSkip):
+                command = model.VoteSkip(self._rooms.presence.count(room_id), command.start_at)
+            actor = Actor(
+                identity.user_id,
+                identity.name,
+                identity.verified,
+                controls=self._controls(state, identity),
+            )
+            new = model.decide(old, command, actor, self._clock.now_ms(), self.limits)
+            await self._commit(old, new)
+        return new
+
+    async def _commit(self, old: Playlist, new: Playlist) -> None:
+        if new == old:
+            return
+        await self._store.write(old, new)
+        self._playlists[new.room_id] = new
+        for item in new.items:
+            self._room_of[item.id] = new.room_id
+        for item in old.items:
+            if item not in new.items and all(i.id != item.id for i in new.items):
+                self._room_of.pop(item.id, None)
+        self._tasks.spawn(self._tell(new, items=new.items != old.items))
+
+    async def _tell(self, playlist: Playlist, *, items: bool) -> None:
+        state = self._rooms.get(playlist.room_id)
+        if state is None:
+            return
+        presence = self._rooms.presence
+        staff_sids = [
+            sid for u in self._rooms.staff_ids(state) for sid in presence.sids_of(state.id, u)
+        ]
+        if items:  # staff see suggestions; the rest the queue
+            staff_view = self.state_view(playlist, staff=True, items=True)
+            for sid in staff_sids:
+                await self._emit.emit("playlist:state", staff_view, to=sid)
+            audience = self.state_view(playlist, staff=False, items=True)
+            await self._emit.emit(
+                "playlist:state", audience, room=room_channel(state.id), skip_sid=staff_sids
+            )
+        else:
+            view = self.state_view(playlist, staff=False, items=False)
+            await self._emit.emit("playlist:state", view, room=room_channel(state.id))
+
+    def _controls(self, state: RoomState, identity: Identity) -> bool:
+        if identity.grants.admin:
+            return True
+        role = stage_model.role_of(state, identity.user_id)
+        return role in playlist_controllers(state.settings.playlist_mode is PlaylistMode.OPEN)
+
+    # --- joining, the timer, the stage ----------------------------------------------------------
+
+    def joined(self, sid: str, identity: Identity, room_id: str) -> None:
+        self._tasks.spawn(self._send_state(sid, identity, room_id))
+
+    async def _send_state(self, sid: str, identity: Identity, room_id: str) -> None:
+        state = self._rooms.state(room_id)
+        playlist = await self._playlist(room_id)
+        staff = identity.grants.admin or stage_model.role_of(state, identity.user_id) in STAFF
+        view = self.state_view(playlist, staff=staff, items=True)
+        await self._emit.emit("playlist:state", view, to=sid)
+
+    async def tick(self) -> None:
+        now = self._clock.now_ms()
+        for room_id, playlist in list(self._playlists.items()):
+            if self._rooms.get(room_id) is None:
+                self._forget(room_id)
+                continue
+            deadline = model.ends_at(playlist)
+            if deadline is None or deadline > now:
+                continue
+            try:
+                async with self._lock(room_id):
+                    current = self._playlists.get(room_id)
+                    if current is not None:
+                        await self._commit(
+                            current, model.expire(current, now, self.start_at(room_id))
+                        )
+            except Exception:
+                logger.exception("advancing the playlist of room %s failed", room_id)
+        self._lock.retain(set(self._playlists))
+
+    def room_opened(self, state: RoomState) -> None:
+        pass
+
+    async def member_left(self, room_id: str, user_id: str) -> None:
+        pass
+
+    async def stage_changed(self, state: RoomState, events: Iterable[Any]) -> None:
+        if state.status is RoomStatus.ENDED:
+            self._forget(state.id)
+
+    # --- housekeeping --------------------------------------------------------------------------
+
+    async def _playlist(self, room_id: str) -> Playlist:
+        playlist = self._playlists.get(room_id)
+        if playlist is None:
+            loaded = await self._store.load(room_id)
+            if self._rooms.get(room_id) is None:
+                raise Gone("the room has ended")
+            playlist = self._playlists.setdefault(room_id, loaded)
+            for item in playlist.items:
+                self._room_of[item.id] = room_id
+        return playlist
+
+    def _forget(self, room_id: str) -> None:
+        playlist = self._playlists.pop(room_id, None)
+        for item in playlist.items if playlist else ():
+            self._room_of.pop(item.id, None)
