@@ -7,6 +7,7 @@ import { h, fill, keyed, show } from "./dom.js";
 import { busy } from "./forms.js";
 import { remindButton } from "./home.js";
 import { ModerationPanel, openMemberMenu } from "./moderation.js";
+import { PlaylistPanel } from "./playlist.js";
 import { QaPanel } from "./qa.js";
 import { notify } from "./notices.js";
 import { ROLE_LABELS, avatar, formatCount, formatWhen, icon, nameLabel } from "./people.js";
@@ -75,6 +76,8 @@ export class RoomView {
     on("stage:invited", (e) => notify(`${e.by.name} invited you to join as ${ROLE_LABELS[e.role]}`));
     this.qa = new QaPanel(this); // before joining: the full list follows the join's ack
     this.unsubscribe.push(() => this.qa.leave());
+    this.playlist = new PlaylistPanel(this); // its state follows the join's ack too
+    this.unsubscribe.push(() => this.playlist.leave());
     const resumed = () => {
       if (this.room?.status !== "ended") this.#join(true);
     };
@@ -263,6 +266,7 @@ export class RoomView {
             this.stage,
             this.audienceNote,
           ),
+          this.playlist.element,
           this.qa.element,
         ),
         this.moderation.element,
@@ -287,6 +291,7 @@ export class RoomView {
     this.#renderControls();
     this.moderation.update(room);
     this.qa.update(room);
+    this.playlist.update(room);
     this.audio?.setMicEnabled(this.#micOpen());
     if (roleBefore && roleBefore !== this.role) {
       this.#closeDialogs(); // what they offered was for the role before

@@ -1,0 +1,93 @@
+"""The playlist panel in Chromium: two fans' players follow the room's playback and stay within
+250 ms of each other after the host seeks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import expect
+
+from liveroom.app import RunningServer
+from tests.browser.conftest import Launch, Participant, sign_in_as_guest, tone_wav
+from tests.conftest import make_token
+from tests.peers import Peers
+
+pytestmark = pytest.mark.browser
+
+PLAYER_JS = """() => {
+  const p = window.liveroom.view.playlist.player;
+  return {t: p.currentTime, now: Date.now(), paused: p.paused, rate: p.playbackRate};
+}"""
+
+
+async def player(p: Participant) -> dict[str, Any]:
+    state: dict[str, Any] = await p.page.evaluate(PLAYER_JS)
+    return state
+
+
+async def until_playing_past(p: Participant, seconds: float, timeout: float = 20) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            state = await player(p)
+            if not state["paused"] and state["t"] > seconds:
+                return
+            await asyncio.sleep(0.2)
+
+
+async def test_two_fans_stay_in_step_after_the_host_seeks(
+    web_server: RunningServer,
+    launch: Launch,
+    python: Peers,
+    tmp_path: Path,
+    artifacts_dir: Path,
+) -> None:
+    host = await python.client("artist", "Aurora Lights", host=True, verified=True)
+    room_id = (await host.request("room:create", {"title": "Album premiere"}))["room"]["id"]
+    await host.request("room:join", {"room_id": room_id})
+    song = await asyncio.to_thread(tone_wav, tmp_path / "First single.wav", 330, 40.0)
+    form = aiohttp.FormData()
+    form.add_field("file", song.read_bytes(), filename=song.name, content_type="audio/wav")
+    token = make_token("artist", "Aurora Lights", host=True, verified=True)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{web_server.url}/api/rooms/{room_id}/media",
+            data=form,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp,
+    ):
+        assert resp.status == 201
+        media = (await resp.json())["media"]
+    await host.request("playlist:add", {"room_id": room_id, "media_id": media["id"]})
+    await host.request("playlist:play", {"room_id": room_id})
+
+    fans = [await launch("ann"), await launch("bob", viewport=(390, 844))]
+    for fan, name in zip(fans, ("Ann", "Bob"), strict=True):
+        await fan.page.goto(f"{web_server.url}/#/room/{room_id}")
+        await sign_in_as_guest(fan, name)
+        await expect(fan.page.get_by_text("First single").first).to_be_visible()
+    for fan in fans:
+        await until_playing_past(fan, 1.0)
+
+    seek = await host.request("playlist:seek", {"room_id": room_id, "position_s": 20.0})
+    playback = seek["playback"]
+    for fan in fans:
+        await until_playing_past(fan, 20.5)
+    await asyncio.sleep(2.0)  # corrections, at most one per 1.5 s
+
+    states = [await player(fan) for fan in fans]
+    common = max(s["now"] for s in states)
+    at_common = [s["t"] + (common - s["now"]) / 1000 * s["rate"] for s in states]
+    assert abs(at_common[0] - at_common[1]) < 0.25, states
+    room_now = playback["position_s"] + (common - playback["at"]) / 1000
+    assert all(abs(p - room_now) < 0.5 for p in at_common), (at_common, room_now)
+    assert time.time() * 1000 - common < 5_000
+
+    await fans[1].screenshot(artifacts_dir, "fan-playlist-phone")
+    for fan in fans:
+        assert fan.errors == [] and fan.dialogs == []

@@ -1,0 +1,277 @@
+// The room's shared playlist: the queue, adding (a link, or an upload for staff), suggestions
+// for staff to approve, vote-skip, and a player kept in step with the room by the drift rules
+// of sync.js (the server's playback is the truth; this player only follows it).
+
+import { h, keyed, show } from "./dom.js";
+import { actionForm, busy, field } from "./forms.js";
+import { notify } from "./notices.js";
+import { nameLabel } from "./people.js";
+import { ServerClock, correct, roomPosition } from "./sync.js";
+
+const TICK_MS = 250;
+const RESYNC_MS = 15000;
+
+function clock(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "–:––";
+  const s = Math.max(0, Math.floor(seconds));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+export class PlaylistPanel {
+  constructor(view) {
+    this.view = view;
+    this.items = [];
+    this.playback = null;
+    this.state = null;
+    this.lastCorrection = null;
+    this.startTimer = null;
+    this.clock = new ServerClock(view.connection);
+    this.player = h("video", { class: "player", playsInline: true, preload: "auto", hidden: true });
+    this.player.addEventListener("loadedmetadata", () => show(this.player, this.player.videoWidth > 0));
+    this.title = h("p", { class: "now-title" }, "Nothing queued yet");
+    this.time = h("span", { class: "now-time" });
+    this.seekBar = h("input", { type: "range", min: 0, max: 0, step: 1, "aria-label": "Position" });
+    this.seekBar.addEventListener("change", () =>
+      this.#call("playlist:seek", { room_id: view.roomId, position_s: Number(this.seekBar.value) }),
+    );
+    this.playButton = h("button", { class: "primary small" }, "Play");
+    this.playButton.addEventListener("click", () =>
+      busy(this.playButton, () =>
+        view.connection.call(this.playback?.playing ? "playlist:pause" : "playlist:play", { room_id: view.roomId }),
+      ),
+    );
+    const control = (label, event) => {
+      const button = h("button", { class: "ghost small" }, label);
+      button.addEventListener("click", () => busy(button, () => view.connection.call(event, { room_id: view.roomId })));
+      return button;
+    };
+    this.controls = h(
+      "div",
+      { class: "row", role: "group", "aria-label": "Playback" },
+      control("Previous", "playlist:previous"),
+      this.playButton,
+      control("Next", "playlist:next"),
+    );
+    this.skipButton = h("button", { class: "ghost small" });
+    this.skipButton.addEventListener("click", () =>
+      busy(this.skipButton, () => view.connection.call("playlist:vote_skip", { room_id: view.roomId })),
+    );
+    const muted = h("input", { type: "checkbox", onchange: () => (this.player.muted = muted.checked) });
+    this.queue = h("ol", { class: "queue-list", "aria-label": "Up next" });
+    this.suggestions = h("ul", { class: "queue-list", "aria-label": "Suggestions" });
+    this.suggestionsBlock = h("div", { class: "stack" }, h("h3", {}, "Suggestions"), this.suggestions);
+    this.empty = h("p", { class: "empty" }, "The playlist is empty.");
+    this.addForm = this.#addForm();
+    this.element = h(
+      "section",
+      { class: "playlist card", "aria-labelledby": "playlist-title" },
+      h("h2", { id: "playlist-title" }, "Playlist"),
+      h(
+        "div",
+        { class: "now-playing", role: "group", "aria-label": "Now playing" },
+        this.player,
+        this.title,
+        h("div", { class: "row now-row" }, this.time, this.seekBar),
+        h("div", { class: "row" }, this.controls, this.skipButton, h("label", { class: "toggle" }, muted, "Mute playlist")),
+      ),
+      this.empty,
+      this.queue,
+      this.suggestionsBlock,
+      this.addForm,
+    );
+    this.unsubscribe = view.connection.on("playlist:state", (e) => {
+      if (e.room_id === view.roomId) this.#state(e);
+    });
+    this.clock.sync(8).catch(() => {});
+    this.resync = setInterval(() => this.clock.sync(2).catch(() => {}), RESYNC_MS);
+    this.ticker = setInterval(() => this.#follow(), TICK_MS);
+  }
+
+  leave() {
+    this.unsubscribe();
+    clearInterval(this.ticker);
+    clearInterval(this.resync);
+    clearTimeout(this.startTimer);
+    this.player.pause();
+    this.player.removeAttribute("src");
+    this.player.load();
+  }
+
+  /** Who controls changes with roles and the room's mode. */
+  update(room) {
+    this.room = room;
+    this.#render();
+  }
+
+  get controller() {
+    const room = this.room ?? this.view.room;
+    if (!room) return false;
+    const role = room.you?.role;
+    if (this.view.app.session.user.admin || ["host", "cohost", "moderator"].includes(role)) return true;
+    return room.settings.playlist_mode === "open" && ["speaker"].includes(role);
+  }
+
+  get staff() {
+    return Array.isArray((this.room ?? this.view.room)?.requests);
+  }
+
+  #state(state) {
+    this.state = state;
+    this.playback = state.playback;
+    if (state.items) this.items = state.items;
+    this.lastCorrection = null; // a new truth: correct at once
+    this.#render();
+    this.#follow();
+  }
+
+  async #call(event, payload) {
+    try {
+      await this.view.connection.call(event, payload);
+    } catch (error) {
+      notify(error.display ?? error.message, "error");
+    }
+  }
+
+  // ---- following the room's playback ----------------------------------------------------------
+
+  #follow() {
+    const playback = this.playback;
+    const item = playback && this.items.find((i) => i.id === playback.item_id);
+    if (!item) {
+      if (!this.player.paused) this.player.pause();
+      return;
+    }
+    const src = new URL(item.url, location.href).href;
+    if (this.player.src !== src) this.player.src = src;
+    const now = this.clock.now();
+    const target = roomPosition(playback, now);
+    this.#showTime(target, item.duration_s);
+    if (!playback.playing || now < playback.at) {
+      if (!this.player.paused) this.player.pause();
+      if (Math.abs(this.player.currentTime - target) > 0.05 && !this.player.seeking) this.player.currentTime = target;
+      clearTimeout(this.startTimer);
+      if (playback.playing) this.startTimer = setTimeout(() => this.#follow(), playback.at - now);
+      return;
+    }
+    if (item.duration_s && target >= item.duration_s) return; // the server moves on
+    if (this.player.paused) {
+      this.player.currentTime = target;
+      this.player.playbackRate = playback.rate;
+      this.player.play().catch(() => {});
+      this.lastCorrection = Date.now();
+      return;
+    }
+    if (this.player.seeking || this.player.readyState < 3) return; // buffering: judge later
+    const drift = (this.player.currentTime - target) * 1000;
+    const fix = correct(drift, target, this.player.playbackRate, playback.rate, Date.now(), this.lastCorrection);
+    if (fix?.seek !== undefined) {
+      this.player.currentTime = fix.seek;
+      this.lastCorrection = Date.now();
+    } else if (fix?.rate !== undefined) {
+      if (fix.rate !== playback.rate) this.lastCorrection = Date.now();
+      this.player.playbackRate = fix.rate;
+    }
+  }
+
+  #showTime(position, duration) {
+    this.time.textContent = `${clock(position)} / ${clock(duration)}`;
+    if (document.activeElement !== this.seekBar) this.seekBar.value = String(Math.floor(position));
+  }
+
+  // ---- the panel -------------------------------------------------------------------------------
+
+  #render() {
+    const playback = this.playback;
+    const current = playback && this.items.find((i) => i.id === playback.item_id);
+    const controller = this.controller;
+    this.title.textContent = current ? current.title : "Nothing queued yet";
+    this.seekBar.max = String(Math.floor(current?.duration_s ?? 0));
+    this.seekBar.disabled = !controller || !current?.duration_s;
+    show(this.controls, controller);
+    this.playButton.textContent = playback?.playing ? "Pause" : "Play";
+    const state = this.state;
+    show(this.skipButton, Boolean(current));
+    if (state) this.skipButton.textContent = `Vote to skip (${state.skip_votes}/${state.skip_need})`;
+    const queued = this.items.filter((i) => i.approved);
+    show(this.empty, queued.length === 0);
+    keyed(this.queue, queued, (i) => `${i.id}:${i.position}:${controller}:${i.id === playback?.item_id}`, (i) => this.#row(i, controller), () => {});
+    const suggested = this.items.filter((i) => !i.approved);
+    show(this.suggestionsBlock, this.staff && suggested.length > 0);
+    keyed(this.suggestions, suggested, (i) => i.id, (i) => this.#suggestion(i), () => {});
+    show(this.upload, this.staff);
+  }
+
+  #row(item, controller) {
+    const current = item.id === this.playback?.item_id;
+    const act = (label, event, payload) => {
+      const button = h("button", { class: "ghost small", "aria-label": `${label}: ${item.title}` }, label);
+      button.addEventListener("click", () => busy(button, () => this.view.connection.call(event, payload)));
+      return button;
+    };
+    return h(
+      "li",
+      { class: current ? "current" : null, "aria-current": current ? "true" : null },
+      h("div", { class: "item-main" }, h("span", { class: "item-title" }, item.title), h("span", { class: "item-meta" }, nameLabel(item.added_by), " · ", clock(item.duration_s))),
+      controller
+        ? h(
+            "div",
+            { class: "row" },
+            current ? null : act("Play", "playlist:play", { room_id: this.view.roomId, item_id: item.id }),
+            item.position > 0 ? act("Up", "playlist:move", { item_id: item.id, position: item.position - 1 }) : null,
+            act("Remove", "playlist:remove", { item_id: item.id }),
+          )
+        : null,
+    );
+  }
+
+  #suggestion(item) {
+    const approve = h("button", { class: "primary small", "aria-label": `Approve: ${item.title}` }, "Approve");
+    approve.addEventListener("click", () => busy(approve, () => this.view.connection.call("playlist:approve", { item_id: item.id })));
+    const remove = h("button", { class: "ghost small", "aria-label": `Decline: ${item.title}` }, "Decline");
+    remove.addEventListener("click", () => busy(remove, () => this.view.connection.call("playlist:remove", { item_id: item.id })));
+    return h("li", {}, h("div", { class: "item-main" }, h("span", { class: "item-title" }, item.title), h("span", { class: "item-meta" }, nameLabel(item.added_by))), h("div", { class: "row" }, approve, remove));
+  }
+
+  #addForm() {
+    const url = h("input", { type: "url", name: "url", required: true, placeholder: "https://…", maxLength: 2000 });
+    const title = h("input", { name: "title", maxLength: 200, placeholder: "Optional" });
+    const submit = h("button", { type: "submit" }, "Add");
+    const form = actionForm(
+      { class: "stack add-item", "aria-label": "Add to the playlist" },
+      submit,
+      async () => {
+        const payload = { room_id: this.view.roomId, url: url.value.trim() };
+        if (title.value.trim()) payload.title = title.value.trim();
+        const { item } = await this.view.connection.call("playlist:add", payload);
+        form.reset();
+        notify(item.approved ? "Added to the playlist." : "Suggested: the hosts will look at it.");
+      },
+      h("div", { class: "row" }, field("Link to a song or video", url), field("Title", title)),
+      submit,
+    );
+    const file = h("input", { type: "file", name: "file", accept: "audio/*,video/*" });
+    const send = h("button", { type: "submit" }, "Upload and add");
+    this.upload = actionForm(
+      { class: "stack", "aria-label": "Upload to the playlist", hidden: true },
+      send,
+      async () => {
+        if (!file.files.length) throw new Error("Choose a file first");
+        const body = new FormData();
+        body.append("file", file.files[0]);
+        const response = await fetch(`/api/rooms/${encodeURIComponent(this.view.roomId)}/media`, {
+          method: "POST",
+          body,
+          headers: { Authorization: `Bearer ${this.view.app.session.token}` },
+        });
+        const answer = await response.json().catch(() => null);
+        if (!response.ok) throw new Error(answer?.error?.message ?? `The server answered ${response.status}`);
+        await this.view.connection.call("playlist:add", { room_id: this.view.roomId, media_id: answer.media.id });
+        this.upload.reset();
+        notify(`Uploaded “${answer.media.title}”.`);
+      },
+      field("Upload a file", file),
+      send,
+    );
+    return h("div", { class: "stack" }, form, this.upload);
+  }
+}
