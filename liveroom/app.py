@@ -152,6 +152,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         clock,
         PlaylistLimits(skip_share=config.skip_share),
         round_trips,
+        ready_timeout_ms=round(config.playlist_ready_timeout_s * 1000),
     )
     rooms.observers.append(playlists)
 

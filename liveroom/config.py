@@ -51,6 +51,7 @@ class Config:
     question_max_chars: int = 280
     media_max_bytes: int = 50 * 1024 * 1024
     skip_share: float = 0.5
+    playlist_ready_timeout_s: float = 5.0
     qa_gravity: float = 1.8
     shutdown_timeout_s: float = 5.0
 
@@ -192,6 +193,12 @@ OPTIONS: tuple[Option, ...] = (
         "skip_share",
         "--skip-share",
         "share of the members present whose votes skip a playlist item",
+        float,
+    ),
+    Option(
+        "playlist_ready_timeout_s",
+        "--playlist-ready-timeout",
+        "seconds a new playlist item waits for players to load it (0: no wait)",
         float,
     ),
     Option(

@@ -357,3 +357,19 @@ def expire(playlist: Playlist, now_ms: int, start_at: int) -> Playlist:
     if deadline is None or now_ms < deadline:
         return playlist
     return _step(playlist, +1, start_at, now_ms, wrap=playlist.repeat)
+
+
+def wait_for_players(old: Playlist, new: Playlist, deadline: int) -> Playlist:
+    """A new item that starts playing waits for its players to load it: its start is put off
+    until ``deadline`` (the ready timeout), to be pulled in by :func:`start_sooner`."""
+    p = new.playback
+    if not p.playing or p.item_id == old.playback.item_id or p.at >= deadline:
+        return new
+    return replace(new, playback=replace(p, at=deadline))
+
+
+def start_sooner(playlist: Playlist, start_at: int) -> Playlist:
+    p = playlist.playback
+    if not p.playing or p.at <= start_at:
+        return playlist
+    return replace(playlist, playback=replace(p, at=start_at))

@@ -87,6 +87,7 @@ class PlaylistService:
         clock: Clock,
         limits: PlaylistLimits,
         round_trips: RoundTrips,
+        ready_timeout_ms: int = 5000,
     ) -> None:
         self._store = store
         self._rooms = rooms
@@ -94,6 +95,9 @@ class PlaylistService:
         self._clock = clock
         self.limits = limits
         self.round_trips = round_trips
+        self.ready_timeout_ms = ready_timeout_ms
+        self._players: dict[str, dict[str, str | None]] = {}
+        """Per room, who plays along (reported ``playlist:ready``) and the item they have ready."""
         self._playlists: dict[str, Playlist] = {}
         self._room_of: dict[str, str] = {}
         self._lock = KeyedLocks()
@@ -180,8 +184,35 @@ class PlaylistService:
                 controls=self._controls(state, identity),
             )
             new = model.decide(old, command, actor, self._clock.now_ms(), self.limits)
+            new = self._waiting(room_id, old, new)
             await self._commit(old, new)
         return new
+
+    def _waiting(self, room_id: str, old: Playlist, new: Playlist) -> Playlist:
+        """A new item waits for its players (up to the ready timeout) unless nobody plays along
+        or all of them already have it."""
+        if self.ready_timeout_ms <= 0 or self._all_ready(room_id, new):
+            return new
+        deadline = self._clock.now_ms() + self.ready_timeout_ms
+        return model.wait_for_players(old, new, deadline)
+
+    def _all_ready(self, room_id: str, playlist: Playlist) -> bool:
+        players = self._players.get(room_id, {})
+        present = self._rooms.presence.is_present
+        item_id = playlist.playback.item_id
+        return all(ready == item_id for u, ready in players.items() if present(room_id, u))
+
+    async def ready(self, identity: Identity, room_id: str, ready: bool) -> dict[str, Any]:
+        """A member's player has (or lost) the current item loaded; when every player has it, a
+        start waiting for them happens now (plus the usual lead)."""
+        async with self._lock(room_id):
+            self._rooms.state(room_id)
+            playlist = await self._playlist(room_id)
+            players = self._players.setdefault(room_id, {})
+            players[identity.user_id] = playlist.playback.item_id if ready else None
+            if self._all_ready(room_id, playlist):
+                await self._commit(playlist, model.start_sooner(playlist, self.start_at(room_id)))
+        return {}
 
     async def _commit(self, old: Playlist, new: Playlist) -> None:
         if new == old:
@@ -246,9 +277,8 @@ class PlaylistService:
                 async with self._lock(room_id):
                     current = self._playlists.get(room_id)
                     if current is not None:
-                        await self._commit(
-                            current, model.expire(current, now, self.start_at(room_id))
-                        )
+                        moved = model.expire(current, now, self.start_at(room_id))
+                        await self._commit(current, self._waiting(room_id, current, moved))
             except Exception:
                 logger.exception("advancing the playlist of room %s failed", room_id)
         self._lock.retain(set(self._playlists))
@@ -257,7 +287,16 @@ class PlaylistService:
         pass
 
     async def member_left(self, room_id: str, user_id: str) -> None:
-        pass
+        players = self._players.get(room_id)
+        if players is None or players.pop(user_id, None) is None:
+            return
+        # The one everyone was waiting for left: the others may be ready.
+        async with self._lock(room_id):
+            playlist = self._playlists.get(room_id)
+            open_room = playlist is not None and self._rooms.get(room_id) is not None
+            if open_room and playlist is not None and self._all_ready(room_id, playlist):
+                sooner = model.start_sooner(playlist, self.start_at(room_id))
+                await self._commit(playlist, sooner)
 
     async def stage_changed(self, state: RoomState, events: Iterable[Any]) -> None:
         if state.status is RoomStatus.ENDED:
@@ -277,6 +316,7 @@ class PlaylistService:
         return playlist
 
     def _forget(self, room_id: str) -> None:
+        self._players.pop(room_id, None)
         playlist = self._playlists.pop(room_id, None)
         for item in playlist.items if playlist else ():
             self._room_of.pop(item.id, None)

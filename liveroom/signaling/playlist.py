@@ -54,6 +54,10 @@ class RepeatPayload(RoomRef):
     on: bool
 
 
+class ReadyPayload(RoomRef):
+    ready: bool
+
+
 def register(registry: EventRegistry, rooms: RoomService, playlists: PlaylistService) -> None:
     async def resolve(identity: Identity, payload: Payload) -> Subject:
         assert isinstance(payload, ItemRef)
@@ -120,3 +124,8 @@ def register(registry: EventRegistry, rooms: RoomService, playlists: PlaylistSer
     registry.add("playlist:previous", RoomRef, previous)
     registry.add("playlist:repeat", RepeatPayload, repeat)
     registry.add("playlist:vote_skip", RoomRef, vote_skip)
+
+    async def ready(ctx: EventContext, p: ReadyPayload) -> Ack:
+        return await playlists.ready(ctx.identity, p.room_id, p.ready)
+
+    registry.add("playlist:ready", ReadyPayload, ready)

@@ -198,3 +198,45 @@ async def test_the_playlist_survives_a_restart_paused(config: Config) -> None:
         await host.close()
     finally:
         await second.stop()
+
+
+async def test_a_new_item_waits_for_its_players_but_never_past_the_timeout(config: Config) -> None:
+    server = await start_server(replace(config, playlist_ready_timeout_s=3.0))
+    try:
+        async with Peers(server) as peers:
+            room_id, host, (ann, bob) = await live_room(peers, "ann", "bob")
+            for n in range(3):
+                add = {"room_id": room_id, "url": f"https://example.test/{n}.mp3", "duration_s": 60}
+                await host.request("playlist:add", add)
+            for fan in (ann, bob):  # both play along: they have the cued first item
+                await fan.request("playlist:ready", {"room_id": room_id, "ready": True})
+            await host.request("playlist:play", {"room_id": room_id})
+
+            now = time.time() * 1000
+            waiting = (await host.request("playlist:next", {"room_id": room_id}))["playback"]
+            assert waiting["at"] >= now + 2_500  # held for the players, up to the timeout
+            await ann.request("playlist:ready", {"room_id": room_id, "ready": True})
+            await bob.request("playlist:ready", {"room_id": room_id, "ready": True})
+            sooner = await host.next_event(
+                "playlist:state",
+                lambda s: (
+                    s["playback"]["item_id"] == waiting["item_id"]
+                    and s["playback"]["at"] < waiting["at"]
+                ),
+            )
+            assert sooner["playback"]["at"] <= time.time() * 1000 + 1_000  # everyone ready: go
+
+            # Bob's player never loads the next one: it starts at the timeout anyway.
+            now = time.time() * 1000
+            slow = (await host.request("playlist:next", {"room_id": room_id}))["playback"]
+            await ann.request("playlist:ready", {"room_id": room_id, "ready": True})
+            await asyncio.sleep(0.3)
+            last = [
+                s
+                for s in host.events("playlist:state")
+                if s["playback"]["item_id"] == slow["item_id"]
+            ]
+            assert all(s["playback"]["at"] == slow["at"] for s in last)
+            assert now + 2_500 <= slow["at"] <= now + 3_500
+    finally:
+        await server.stop()

@@ -140,3 +140,13 @@ def test_queue_edits_and_their_refusals() -> None:
     assert len(model.decide(p, Add("n", "One", url="https://a"), HOST, 0, LIMITS).items) == 4
     with pytest.raises(Full):
         model.decide(p, Add("n", "One more", url="https://a"), HOST, 0, PlaylistLimits(max_items=3))
+
+
+def test_a_new_item_waits_for_players_and_starts_sooner_when_they_are_ready() -> None:
+    p = run(with_songs(100.0, 100.0), Play(start_at=500))
+    moved = run(p, Next(start_at=10_500), now=10_000)
+    held = model.wait_for_players(p, moved, deadline=15_000)
+    assert held.playback.at == 15_000 and held.playback.position_at(14_999) == 0.0
+    assert model.wait_for_players(p, p, 15_000) == p  # same item (an unpause): no wait
+    assert model.start_sooner(held, 11_000).playback.at == 11_000
+    assert model.start_sooner(held, 16_000) == held  # never later than it was

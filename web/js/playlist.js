@@ -28,6 +28,13 @@ export class PlaylistPanel {
     this.clock = new ServerClock(view.connection);
     this.player = h("video", { class: "player", playsInline: true, preload: "auto", hidden: true });
     this.player.addEventListener("loadedmetadata", () => show(this.player, this.player.videoWidth > 0));
+    // Tell the room this player has the item: a new item's start waits (briefly) for players.
+    this.player.addEventListener("canplay", () => {
+      const itemId = this.srcItem;
+      if (!itemId || this.readyFor === itemId) return;
+      this.readyFor = itemId;
+      view.connection.call("playlist:ready", { room_id: view.roomId, ready: true }).catch(() => {});
+    });
     this.title = h("p", { class: "now-title" }, "Nothing queued yet");
     this.time = h("span", { class: "now-time" });
     this.seekBar = h("input", { type: "range", min: 0, max: 0, step: 1, "aria-label": "Position" });
@@ -142,7 +149,10 @@ export class PlaylistPanel {
       return;
     }
     const src = new URL(item.url, location.href).href;
-    if (this.player.src !== src) this.player.src = src;
+    if (this.player.src !== src) {
+      this.player.src = src;
+      this.srcItem = item.id;
+    }
     const now = this.clock.now();
     const target = roomPosition(playback, now);
     this.#showTime(target, item.duration_s);
