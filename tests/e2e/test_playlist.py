@@ -240,3 +240,22 @@ async def test_a_new_item_waits_for_its_players_but_never_past_the_timeout(confi
             assert now + 2_500 <= slow["at"] <= now + 3_500
     finally:
         await server.stop()
+
+
+async def test_open_mode_lets_speakers_control(peers: Peers) -> None:
+    room_id, host, (speaker, listener) = await live_room(peers, "sam", "lee")
+    await host.request("playlist:add", {"room_id": room_id, "url": SONG, "duration_s": 60})
+    await host.request("stage:invite", {"room_id": room_id, "user_id": "sam", "role": "speaker"})
+    await speaker.request("stage:accept", {"room_id": room_id})
+    with pytest.raises(CallFailed) as host_mode:
+        await speaker.request("playlist:play", {"room_id": room_id})
+    assert host_mode.value.code == "forbidden"
+    await host.request("room:update", {"room_id": room_id, "settings": {"playlist_mode": "open"}})
+    assert (await speaker.request("playlist:play", {"room_id": room_id}))["playback"]["playing"]
+    added = await speaker.request("playlist:add", {"room_id": room_id, "url": SONG + "?2"})
+    assert added["item"]["approved"] is True  # a controller's add is not a suggestion
+    with pytest.raises(CallFailed) as audience:
+        await listener.request("playlist:pause", {"room_id": room_id})
+    assert audience.value.code == "forbidden"
+    repeat = await speaker.request("playlist:repeat", {"room_id": room_id, "on": True})
+    assert repeat["playback"]["playing"] is True

@@ -138,6 +138,13 @@ export class ModerationPanel {
       h("option", { value: "off" }, "Off: no new questions"),
     );
     qaMode.value = room.settings.qa_mode;
+    const playlistMode = h(
+      "select",
+      { name: "playlist_mode" },
+      h("option", { value: "host" }, "Hosts and moderators control it; others suggest"),
+      h("option", { value: "open" }, "Everyone on stage controls it"),
+    );
+    playlistMode.value = room.settings.playlist_mode;
     const returns = h("input", { type: "checkbox", name: "qa_return_to_audience", checked: room.settings.qa_return_to_audience });
     const save = h("button", { type: "submit" }, "Save");
     const settings = h(
@@ -154,6 +161,7 @@ export class ModerationPanel {
             settings: {
               on_host_leave: onLeave.value,
               qa_mode: qaMode.value,
+              playlist_mode: playlistMode.value,
               qa_return_to_audience: returns.checked,
             },
           });
@@ -162,6 +170,7 @@ export class ModerationPanel {
         field("Title", title),
         field("When the host leaves", onLeave),
         field("Questions in this room", qaMode),
+        field("Playlist", playlistMode),
         h("label", { class: "toggle" }, returns, "A fan brought on stage for a question returns to the audience when it is answered"),
         save,
       ),

@@ -52,12 +52,17 @@ export class PlaylistPanel {
       button.addEventListener("click", () => busy(button, () => view.connection.call(event, { room_id: view.roomId })));
       return button;
     };
+    this.repeat = h("input", { type: "checkbox" });
+    this.repeat.addEventListener("change", () =>
+      this.#call("playlist:repeat", { room_id: view.roomId, on: this.repeat.checked }),
+    );
     this.controls = h(
       "div",
       { class: "row", role: "group", "aria-label": "Playback" },
       control("Previous", "playlist:previous"),
       this.playButton,
       control("Next", "playlist:next"),
+      h("label", { class: "toggle" }, this.repeat, "Repeat"),
     );
     this.skipButton = h("button", { class: "ghost small" });
     this.skipButton.addEventListener("click", () =>
@@ -200,6 +205,7 @@ export class PlaylistPanel {
     show(this.controls, controller);
     this.playButton.textContent = playback?.playing ? "Pause" : "Play";
     const state = this.state;
+    if (state) this.repeat.checked = state.repeat;
     show(this.skipButton, Boolean(current));
     if (state) this.skipButton.textContent = `Vote to skip (${state.skip_votes}/${state.skip_need})`;
     const queued = this.items.filter((i) => i.approved);
