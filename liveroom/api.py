@@ -60,7 +60,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "script-src 'self'",  # no inline script, no eval: user text can never run
         "style-src 'self'",
         "img-src 'self' data: blob:",
-        "media-src 'self' blob:",
+        "media-src 'self' blob: https: http:",  # playlists play links from elsewhere
         "connect-src 'self' ws: wss:",
         "object-src 'none'",
         "base-uri 'none'",

@@ -169,10 +169,16 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     PlatformApi(tokens, limits, config.guests).add_routes(app)
     RoomsApi(rooms).add_routes(app)
     QaApi(qa, rooms, tokens).add_routes(app)
-    media_dir = config.data_dir / "media"
-    MediaApi(playlist_store, rooms, tokens, clock, media_dir, config.media_max_bytes).add_routes(
-        app
-    )
+    MediaApi(
+        playlist_store,
+        rooms,
+        tokens,
+        limits,
+        clock,
+        config.data_dir / "media",
+        config.media_max_bytes,
+        config.media_room_bytes,
+    ).add_routes(app)
     _serve_web_client(app, config)
 
     app[CONFIG], app[CLOCK], app[TOKENS], app[LIMITS] = config, clock, tokens, limits

@@ -50,6 +50,7 @@ class Config:
     ice_loopback: bool = False
     question_max_chars: int = 280
     media_max_bytes: int = 50 * 1024 * 1024
+    media_room_bytes: int = 1024 * 1024 * 1024
     skip_share: float = 0.5
     playlist_ready_timeout_s: float = 5.0
     qa_gravity: float = 1.8
@@ -188,6 +189,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("qa_gravity", "--qa-gravity", "how fast age sinks a question in `hot` order", float),
     Option(
         "media_max_bytes", "--media-max-bytes", "largest media file a room's staff may upload", int
+    ),
+    Option(
+        "media_room_bytes",
+        "--media-room-bytes",
+        "most bytes of uploads one room may keep",
+        int,
     ),
     Option(
         "skip_share",

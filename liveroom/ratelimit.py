@@ -55,6 +55,7 @@ LIMITS: dict[str, LimitSpec] = {
     "questions": LimitSpec(
         RateLimit(1, 30), "user", "`qa:ask` questions taken (a refused question costs nothing)"
     ),
+    "uploads": LimitSpec(RateLimit(20, 3600), "user", "media files uploaded to playlists"),
     "offers": LimitSpec(
         RateLimit(5, 10), "user", "`rtc:offer` (each makes a DTLS key and a peer connection)"
     ),

@@ -22,13 +22,16 @@ from liveroom.api import bearer_identity
 from liveroom.auth import TokenService
 from liveroom.clock import Clock
 from liveroom.db.models import MediaRow
-from liveroom.errors import Forbidden, Invalid, NotFound
+from liveroom.errors import Forbidden, Full, Invalid, NotFound
 from liveroom.permissions import STAFF
 from liveroom.playlist.store import SqlPlaylistStore
+from liveroom.ratelimit import RateLimits
 from liveroom.rooms import model as stage_model
 from liveroom.rooms.service import RoomService
 
 CHUNK = 256 * 1024
+PROBES_AT_ONCE = 2
+"""FFmpeg reads untrusted files in worker threads: few at once, so serving media never waits."""
 CONTENT_TYPES = {
     "mp3": "audio/mpeg",
     "ogg": "audio/ogg",
@@ -56,7 +59,11 @@ def probe(path: Path) -> Probe:
             if not (audio or video):
                 raise Invalid("the file has no audio or video in it")
             duration = container.duration / av.time_base if container.duration else None
-            content_type = CONTENT_TYPES.get(container.format.name, "application/octet-stream")
+            content_type = CONTENT_TYPES.get(container.format.name)
+            if content_type is None:  # images, playlists, anything a player should not get
+                raise Invalid(
+                    f"{container.format.name} files are not supported: send audio or video"
+                )
             if audio and not video and content_type.startswith("video/"):
                 content_type = "audio/" + content_type.split("/", 1)[1]
             return Probe("video" if video else "audio", duration, content_type)
@@ -70,9 +77,11 @@ class MediaApi:
         store: SqlPlaylistStore,
         rooms: RoomService,
         tokens: TokenService,
+        limits: RateLimits,
         clock: Clock,
         media_dir: Path,
         max_bytes: int,
+        room_bytes: int,
     ) -> None:
         self._store = store
         self._rooms = rooms
@@ -80,6 +89,9 @@ class MediaApi:
         self._clock = clock
         self._dir = media_dir
         self._max_bytes = max_bytes
+        self._room_bytes = room_bytes
+        self._limits = limits
+        self._probes = asyncio.Semaphore(PROBES_AT_ONCE)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/rooms/{room_id}/media", self.upload)
@@ -90,6 +102,10 @@ class MediaApi:
         state = self._rooms.state(request.match_info["room_id"])
         if not identity.grants.admin and stage_model.role_of(state, identity.user_id) not in STAFF:
             raise Forbidden("only the room's host, co-hosts and moderators upload media")
+        used = await self._store.media_bytes(state.id)
+        if used >= self._room_bytes:
+            raise Full(f"this room's uploads already take {used} of {self._room_bytes} bytes")
+        self._limits.hit("uploads", identity.user_id)
         if request.content_length is not None and request.content_length > self._max_bytes + 4096:
             raise Invalid(f"the file is larger than {self._max_bytes} bytes")
         try:
@@ -103,8 +119,9 @@ class MediaApi:
         self._dir.mkdir(parents=True, exist_ok=True)
         path = self._dir / media_id
         try:
-            size = await self._save(part, path)
-            found = await asyncio.to_thread(probe, path)
+            size = await self._save(part, path, min(self._max_bytes, self._room_bytes - used))
+            async with self._probes:
+                found = await asyncio.to_thread(probe, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -125,13 +142,13 @@ class MediaApi:
         media = {"id": media_id, "title": title, "duration_s": found.duration_s, "kind": found.kind}
         return web.json_response({"media": media}, status=201)
 
-    async def _save(self, part: BodyPartReader, path: Path) -> int:
+    async def _save(self, part: BodyPartReader, path: Path, limit: int) -> int:
         size = 0
         with path.open("wb") as out:
             while chunk := await part.read_chunk(CHUNK):
                 size += len(chunk)
-                if size > self._max_bytes:
-                    raise Invalid(f"the file is larger than {self._max_bytes} bytes")
+                if size > limit:
+                    raise Invalid(f"the file is larger than {limit} bytes (the limit here)")
                 out.write(chunk)
         if size == 0:
             raise Invalid("the file is empty")
@@ -144,4 +161,7 @@ class MediaApi:
         response = web.FileResponse(self._dir / media.id)
         response.content_type = media.content_type
         response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        # A file is only ever media: never a page, never a script, whatever it holds.
+        response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+        response.headers["X-Content-Type-Options"] = "nosniff"
         return response

@@ -110,6 +110,8 @@ class Approve:
 @dataclass(frozen=True, slots=True)
 class Remove:
     item_id: str
+    start_at: int = 0
+    """When the next item starts, if the current one goes while playing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,8 @@ class VoteSkip:
     present: int
     """Members in the room now (the threshold's base)."""
     start_at: int
+    item_id: str | None = None
+    """The item the voter wants skipped: a vote that arrives after it ended counts for nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +189,8 @@ def decide(
         case Approve(item_id=item_id):
             item = playlist.item(item_id)
             return _replace_item(playlist, replace(item, approved=True))
-        case Remove(item_id=item_id):
-            return _remove(playlist, playlist.item(item_id), now_ms)
+        case Remove(item_id=item_id, start_at=start_at):
+            return _remove(playlist, playlist.item(item_id), max(start_at, now_ms))
         case Move(item_id=item_id, position=position):
             return _move(playlist, playlist.item(item_id), position)
         case Play(start_at=start_at, item_id=item_id):
@@ -241,27 +245,35 @@ def _replace_item(playlist: Playlist, item: Item) -> Playlist:
     return result
 
 
-def _remove(playlist: Playlist, item: Item, now_ms: int) -> Playlist:
+def _remove(playlist: Playlist, item: Item, start_at: int) -> Playlist:
     items = tuple(i for i in playlist.items if i.id != item.id)
     if item.id != playlist.playback.item_id:
         return replace(playlist, items=items)
-    # The current item goes: the one after it is cued (the first with repeat on), keeping
-    # whether the room was playing; nothing after it → stopped.
+    # The current item goes: the one after it plays on (at ``start_at``) if the room was
+    # playing; at the end of the queue the first item is cued, paused; an empty queue stops.
     queue = playlist.queue
     index = [i.id for i in queue].index(item.id)
     after = queue[index + 1 :] or (queue[:index] if playlist.repeat else ())
-    if not after:
-        return replace(playlist, items=items, playback=Playback(at=now_ms), skip_votes=frozenset())
-    playing = playlist.playback.playing
-    playback = Playback(after[0].id, 0.0, playing, 1.0, now_ms)
+    playing = playlist.playback.playing and bool(after)
+    following = after or queue[:index]
+    if not following:
+        return replace(
+            playlist, items=items, playback=Playback(at=start_at), skip_votes=frozenset()
+        )
+    playback = Playback(following[0].id, 0.0, playing, 1.0, start_at)
     return replace(playlist, items=items, playback=playback, skip_votes=frozenset())
 
 
 def _move(playlist: Playlist, item: Item, position: int) -> Playlist:
+    """``position`` is a place in the queue (approved items); suggestions stay where they are."""
+    if not item.approved:
+        raise Conflict("approve a suggestion before moving it")
     rest = [i for i in playlist.items if i.id != item.id]
-    if not 0 <= position <= len(rest):
-        raise Invalid(f"position: 0 to {len(rest)}")
-    rest.insert(position, item)
+    queue = [i for i in rest if i.approved]
+    if not 0 <= position <= len(queue):
+        raise Invalid(f"position: 0 to {len(queue)}")
+    index = rest.index(queue[position]) if position < len(queue) else len(rest)
+    rest.insert(index, item)
     return replace(playlist, items=tuple(rest))
 
 
@@ -318,7 +330,7 @@ def _step(playlist: Playlist, step: int, start_at: int, now_ms: int, *, wrap: bo
             # Past the end: stop, cued at the end of the last item (nothing more to play).
             if step > 0 and index >= 0:
                 last = queue[index]
-                end = playlist.playback.position_at(now_ms, last.duration_s)
+                end = last.duration_s or playlist.playback.position_at(now_ms)
                 stopped = Playback(last.id, end, False, 1.0, now_ms)
                 return replace(playlist, playback=stopped, skip_votes=frozenset())
             target = 0
@@ -333,7 +345,9 @@ def _step(playlist: Playlist, step: int, start_at: int, now_ms: int, *, wrap: bo
 def _vote_skip(
     playlist: Playlist, vote: VoteSkip, actor: Actor, now_ms: int, limits: PlaylistLimits
 ) -> Playlist:
-    _current_or_refuse(playlist)
+    current = _current_or_refuse(playlist)
+    if vote.item_id is not None and vote.item_id != current.id:
+        raise Conflict("that item is no longer playing")
     if actor.id in playlist.skip_votes:
         return playlist  # one vote per user per item; a retry changes nothing
     votes = playlist.skip_votes | {actor.id}
@@ -362,10 +376,9 @@ def expire(playlist: Playlist, now_ms: int, start_at: int) -> Playlist:
 def wait_for_players(old: Playlist, new: Playlist, deadline: int) -> Playlist:
     """A new item that starts playing waits for its players to load it: its start is put off
     until ``deadline`` (the ready timeout), to be pulled in by :func:`start_sooner`."""
-    p = new.playback
-    if not p.playing or p.item_id == old.playback.item_id or p.at >= deadline:
+    if new.playback.item_id == old.playback.item_id:
         return new
-    return replace(new, playback=replace(p, at=deadline))
+    return start_later(new, deadline)
 
 
 def start_sooner(playlist: Playlist, start_at: int) -> Playlist:
@@ -373,3 +386,11 @@ def start_sooner(playlist: Playlist, start_at: int) -> Playlist:
     if not p.playing or p.at <= start_at:
         return playlist
     return replace(playlist, playback=replace(p, at=start_at))
+
+
+def start_later(playlist: Playlist, deadline: int) -> Playlist:
+    """A start that must not come before ``deadline`` (a wait for players still running)."""
+    p = playlist.playback
+    if not p.playing or p.at >= deadline:
+        return playlist
+    return replace(playlist, playback=replace(p, at=deadline))

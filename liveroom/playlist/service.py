@@ -10,6 +10,7 @@ trip reported by a member's socket, 500 ms)`` (clients report their round trip w
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,7 +25,7 @@ from liveroom.playlist.store import SqlPlaylistStore
 from liveroom.rooms import model as stage_model
 from liveroom.rooms.fanout import Emitter, room_channel
 from liveroom.rooms.service import RoomService
-from liveroom.rooms.stage import PlaylistMode, RoomState, RoomStatus
+from liveroom.rooms.stage import PlaylistMode, RoleChanged, RoomState, RoomStatus
 from liveroom.rooms.views import user_view
 from liveroom.signaling.dispatch import Connection
 from liveroom.tasks import KeyedLocks, Periodic, Spawned
@@ -44,7 +45,8 @@ class RoundTrips:
         self._by_sid: dict[str, float] = {}
 
     def report(self, sid: str, rtt_ms: float) -> None:
-        self._by_sid[sid] = min(max(rtt_ms, 0.0), MAX_RTT_MS)
+        if math.isfinite(rtt_ms):
+            self._by_sid[sid] = min(max(rtt_ms, 0.0), MAX_RTT_MS)
 
     async def closed(self, connection: Connection) -> None:
         self._by_sid.pop(connection.sid, None)
@@ -53,7 +55,7 @@ class RoundTrips:
         return max((self._by_sid.get(sid, 0.0) for sid in sids), default=0.0)
 
 
-def item_view(item: Item, position: int) -> dict[str, Any]:
+def item_view(item: Item, position: int | None) -> dict[str, Any]:
     """PROTOCOL.md's playlist item (uploaded media play from ``/media/{id}``)."""
     return {
         "id": item.id,
@@ -65,6 +67,12 @@ def item_view(item: Item, position: int) -> dict[str, Any]:
         "position": position,
         "approved": item.approved,
     }
+
+
+def _positions(playlist: Playlist) -> list[tuple[Item, int | None]]:
+    """Each item with its place in the queue (``None`` for a suggestion)."""
+    places = {item.id: n for n, item in enumerate(playlist.queue)}
+    return [(item, places.get(item.id)) for item in playlist.items]
 
 
 def playback_view(playlist: Playlist) -> dict[str, Any]:
@@ -97,6 +105,8 @@ class PlaylistService:
         self.round_trips = round_trips
         self.ready_timeout_ms = ready_timeout_ms
         self._players: dict[str, dict[str, str | None]] = {}
+        self._versions: dict[str, int] = {}
+        """Per room, grows with every change: clients keep the newest ``playlist:state``."""
         """Per room, who plays along (reported ``playlist:ready``) and the item they have ready."""
         self._playlists: dict[str, Playlist] = {}
         self._room_of: dict[str, str] = {}
@@ -128,14 +138,18 @@ class PlaylistService:
     def state_view(self, playlist: Playlist, *, staff: bool, items: bool) -> dict[str, Any]:
         view: dict[str, Any] = {
             "room_id": playlist.room_id,
+            "version": self._versions.get(playlist.room_id, 0),
             "playback": playback_view(playlist),
             "repeat": playlist.repeat,
             "skip_votes": len(playlist.skip_votes),
             "skip_need": model.skip_need(self._rooms.presence.count(playlist.room_id), self.limits),
         }
         if items:
-            shown = [i for i in playlist.items if staff or i.approved]
-            view["items"] = [item_view(i, n) for n, i in enumerate(shown)]
+            view["items"] = [
+                item_view(i, position)
+                for i, position in _positions(playlist)
+                if staff or i.approved
+            ]
         return view
 
     # --- commands ------------------------------------------------------------------------------
@@ -155,11 +169,11 @@ class PlaylistService:
                 raise NotFound("no such media in this room")
             title, duration_s = title or media.title, media.duration_s
         elif url is not None and not title:
-            title = url.rstrip("/").rsplit("/", 1)[-1] or url
+            title = (url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or url)[:200]
         command = model.Add(secrets.token_hex(8), title or "", url, media_id, duration_s)
         playlist = await self._run(identity, room_id, lambda _: command)
         item = playlist.item(command.item_id)
-        return {"item": item_view(item, list(playlist.items).index(item))}
+        return {"item": item_view(item, dict(_positions(playlist))[item])}
 
     async def control(
         self, identity: Identity, room_id: str, make: Callable[[int], model.Command]
@@ -176,7 +190,8 @@ class PlaylistService:
             old = await self._playlist(room_id)
             command = make(self.start_at(room_id))
             if isinstance(command, model.VoteSkip):
-                command = model.VoteSkip(self._rooms.presence.count(room_id), command.start_at)
+                present = self._rooms.presence.count(room_id)
+                command = model.VoteSkip(present, command.start_at, command.item_id)
             actor = Actor(
                 identity.user_id,
                 identity.name,
@@ -190,11 +205,15 @@ class PlaylistService:
 
     def _waiting(self, room_id: str, old: Playlist, new: Playlist) -> Playlist:
         """A new item waits for its players (up to the ready timeout) unless nobody plays along
-        or all of them already have it."""
+        or all of them already have it; a seek or a pause and play during that wait keeps
+        waiting for the same deadline."""
         if self.ready_timeout_ms <= 0 or self._all_ready(room_id, new):
             return new
-        deadline = self._clock.now_ms() + self.ready_timeout_ms
-        return model.wait_for_players(old, new, deadline)
+        now = self._clock.now_ms()
+        held = old.playback
+        if held.playing and held.at > now and held.item_id == new.playback.item_id:
+            return model.start_later(new, held.at)
+        return model.wait_for_players(old, new, now + self.ready_timeout_ms)
 
     def _all_ready(self, room_id: str, playlist: Playlist) -> bool:
         players = self._players.get(room_id, {})
@@ -202,14 +221,16 @@ class PlaylistService:
         item_id = playlist.playback.item_id
         return all(ready == item_id for u, ready in players.items() if present(room_id, u))
 
-    async def ready(self, identity: Identity, room_id: str, ready: bool) -> dict[str, Any]:
-        """A member's player has (or lost) the current item loaded; when every player has it, a
-        start waiting for them happens now (plus the usual lead)."""
+    async def ready(
+        self, identity: Identity, room_id: str, item_id: str, ready: bool
+    ) -> dict[str, Any]:
+        """A member's player has (or lost) ``item_id`` loaded; when every player has the current
+        item, a start waiting for them happens now (plus the usual lead)."""
         async with self._lock(room_id):
             self._rooms.state(room_id)
             playlist = await self._playlist(room_id)
             players = self._players.setdefault(room_id, {})
-            players[identity.user_id] = playlist.playback.item_id if ready else None
+            players[identity.user_id] = item_id if ready else None
             if self._all_ready(room_id, playlist):
                 await self._commit(playlist, model.start_sooner(playlist, self.start_at(room_id)))
         return {}
@@ -219,6 +240,7 @@ class PlaylistService:
             return
         await self._store.write(old, new)
         self._playlists[new.room_id] = new
+        self._versions[new.room_id] = self._versions.get(new.room_id, 0) + 1
         for item in new.items:
             self._room_of[item.id] = new.room_id
         for item in old.items:
@@ -255,12 +277,12 @@ class PlaylistService:
     # --- joining, the timer, the stage ----------------------------------------------------------
 
     def joined(self, sid: str, identity: Identity, room_id: str) -> None:
-        self._tasks.spawn(self._send_state(sid, identity, room_id))
+        self._tasks.spawn(self._send_state(sid, identity.user_id, room_id, identity.grants.admin))
 
-    async def _send_state(self, sid: str, identity: Identity, room_id: str) -> None:
+    async def _send_state(self, sid: str, user_id: str, room_id: str, admin: bool) -> None:
         state = self._rooms.state(room_id)
         playlist = await self._playlist(room_id)
-        staff = identity.grants.admin or stage_model.role_of(state, identity.user_id) in STAFF
+        staff = admin or user_id in self._rooms.staff_ids(state)
         view = self.state_view(playlist, staff=staff, items=True)
         await self._emit.emit("playlist:state", view, to=sid)
 
@@ -287,10 +309,14 @@ class PlaylistService:
         pass
 
     async def member_left(self, room_id: str, user_id: str) -> None:
+        """Called while the room service takes the member out: only note it and go."""
         players = self._players.get(room_id)
-        if players is None or players.pop(user_id, None) is None:
-            return
-        # The one everyone was waiting for left: the others may be ready.
+        if players is not None and user_id in players:
+            del players[user_id]
+            self._tasks.spawn(self._maybe_start(room_id))
+
+    async def _maybe_start(self, room_id: str) -> None:
+        """The one everyone was waiting for left: the others may be ready."""
         async with self._lock(room_id):
             playlist = self._playlists.get(room_id)
             open_room = playlist is not None and self._rooms.get(room_id) is not None
@@ -301,6 +327,15 @@ class PlaylistService:
     async def stage_changed(self, state: RoomState, events: Iterable[Any]) -> None:
         if state.status is RoomStatus.ENDED:
             self._forget(state.id)
+            return
+        if state.id not in self._playlists:
+            return
+        for event in events:  # staff see suggestions: a new view for whoever gained or lost it
+            if isinstance(event, RoleChanged) and (event.old_role in STAFF) != (
+                event.new_role in STAFF
+            ):
+                for sid in self._rooms.presence.sids_of(state.id, event.user_id):
+                    self._tasks.spawn(self._send_state(sid, event.user_id, state.id, False))
 
     # --- housekeeping --------------------------------------------------------------------------
 
@@ -317,6 +352,7 @@ class PlaylistService:
 
     def _forget(self, room_id: str) -> None:
         self._players.pop(room_id, None)
+        self._versions.pop(room_id, None)
         playlist = self._playlists.pop(room_id, None)
         for item in playlist.items if playlist else ():
             self._room_of.pop(item.id, None)

@@ -3,7 +3,7 @@ before each change is acknowledged. Only what changed is written."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from liveroom.db.models import MediaRow, PlaybackRow, PlaylistItemRow
@@ -94,6 +94,13 @@ class SqlPlaylistStore:
     async def add_media(self, row: MediaRow) -> None:
         async with self._sessions.begin() as session:
             session.add(row)
+
+    async def media_bytes(self, room_id: str) -> int:
+        async with self._sessions() as session:
+            total = await session.scalar(
+                select(func.coalesce(func.sum(MediaRow.size), 0)).where(MediaRow.room_id == room_id)
+            )
+        return int(total or 0)
 
     async def media(self, media_id: str) -> MediaRow | None:
         async with self._sessions() as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from liveroom.errors import Invalid
 
@@ -46,5 +46,5 @@ def _message(err: Any) -> str:
 
 class TimeSync(Payload):
     t0: float
-    rtt: float | None = None
+    rtt: float | None = Field(default=None, ge=0, le=60_000, allow_inf_nan=False)
     """The client's latest round trip (ms), for scheduling synchronized starts."""

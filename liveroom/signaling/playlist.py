@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -55,7 +56,12 @@ class RepeatPayload(RoomRef):
 
 
 class ReadyPayload(RoomRef):
+    item_id: str = Field(min_length=1, max_length=32)
     ready: bool
+
+
+class SkipPayload(RoomRef):
+    item_id: str | None = Field(default=None, min_length=1, max_length=32)
 
 
 def register(registry: EventRegistry, rooms: RoomService, playlists: PlaylistService) -> None:
@@ -73,19 +79,18 @@ def register(registry: EventRegistry, rooms: RoomService, playlists: PlaylistSer
             ctx.identity, p.room_id, p.title, p.url, p.media_id, p.duration_s
         )
 
-    async def on_item(ctx: EventContext, item_id: str, command: model.Command) -> Ack:
+    async def on_item(ctx: EventContext, item_id: str, make: Callable[[int], model.Command]) -> Ack:
         room_id = await playlists.room_of(item_id)
-        await playlists.control(ctx.identity, room_id, lambda _: command)
-        return {}
+        return await playlists.control(ctx.identity, room_id, make)
 
     async def approve(ctx: EventContext, p: ItemRef) -> Ack:
-        return await on_item(ctx, p.item_id, model.Approve(p.item_id))
+        return await on_item(ctx, p.item_id, lambda _: model.Approve(p.item_id))
 
     async def remove(ctx: EventContext, p: ItemRef) -> Ack:
-        return await on_item(ctx, p.item_id, model.Remove(p.item_id))
+        return await on_item(ctx, p.item_id, lambda at: model.Remove(p.item_id, at))
 
     async def move(ctx: EventContext, p: MovePayload) -> Ack:
-        return await on_item(ctx, p.item_id, model.Move(p.item_id, p.position))
+        return await on_item(ctx, p.item_id, lambda _: model.Move(p.item_id, p.position))
 
     async def play(ctx: EventContext, p: PlayPayload) -> Ack:
         return await playlists.control(
@@ -109,9 +114,11 @@ def register(registry: EventRegistry, rooms: RoomService, playlists: PlaylistSer
     async def repeat(ctx: EventContext, p: RepeatPayload) -> Ack:
         return await playlists.control(ctx.identity, p.room_id, lambda _: model.SetRepeat(p.on))
 
-    async def vote_skip(ctx: EventContext, p: RoomRef) -> Ack:
+    async def vote_skip(ctx: EventContext, p: SkipPayload) -> Ack:
         # The service fills in who is present.
-        return await playlists.control(ctx.identity, p.room_id, lambda at: model.VoteSkip(0, at))
+        return await playlists.control(
+            ctx.identity, p.room_id, lambda at: model.VoteSkip(0, at, p.item_id)
+        )
 
     registry.add("playlist:add", AddPayload, add)
     registry.add("playlist:approve", ItemRef, approve)
@@ -123,9 +130,9 @@ def register(registry: EventRegistry, rooms: RoomService, playlists: PlaylistSer
     registry.add("playlist:next", RoomRef, next_)
     registry.add("playlist:previous", RoomRef, previous)
     registry.add("playlist:repeat", RepeatPayload, repeat)
-    registry.add("playlist:vote_skip", RoomRef, vote_skip)
+    registry.add("playlist:vote_skip", SkipPayload, vote_skip)
 
     async def ready(ctx: EventContext, p: ReadyPayload) -> Ack:
-        return await playlists.ready(ctx.identity, p.room_id, p.ready)
+        return await playlists.ready(ctx.identity, p.room_id, p.item_id, p.ready)
 
     registry.add("playlist:ready", ReadyPayload, ready)

@@ -100,6 +100,10 @@ async def test_the_queue_suggestions_vote_skip_and_the_timer(peers: Peers) -> No
     host.clear("playlist:state")
     await fans[0].request("playlist:vote_skip", {"room_id": room_id})
     await fans[0].request("playlist:vote_skip", {"room_id": room_id})
+    stale = {"room_id": room_id, "item_id": first["item_id"]}  # the item that already ended
+    with pytest.raises(CallFailed) as late:
+        await fans[2].request("playlist:vote_skip", stale)
+    assert late.value.code == "conflict"
     state = await host.next_event("playlist:state", lambda s: s["skip_votes"] == 1)
     assert state["skip_need"] == 2
     await fans[1].request("playlist:vote_skip", {"room_id": room_id})
@@ -109,6 +113,10 @@ async def test_the_queue_suggestions_vote_skip_and_the_timer(peers: Peers) -> No
     )
     assert skipped["skip_votes"] == 0
 
+    rtt = {"t0": 1.0, "rtt": float("nan")}  # a poisoned round trip is refused, not stored
+    with pytest.raises(CallFailed) as nan:
+        await fans[2].request("time:sync", rtt)
+    assert nan.value.code == "invalid"
     for bad in ("ftp://example.test/x.mp3", "javascript:alert(1)", "file:///etc/passwd"):
         with pytest.raises(CallFailed) as invalid:
             await host.request("playlist:add", {"room_id": room_id, "url": bad})
@@ -151,6 +159,9 @@ async def test_uploads_are_probed_and_limited(config: Config) -> None:
             assert (
                 not_media.status == 400 and "read" in (await not_media.json())["error"]["message"]
             )
+            svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+            image = await upload(http, server.url, room_id, token, "x.svg", svg)
+            assert image.status == 400  # not audio or video, even if FFmpeg can open it
             too_big = await upload(http, server.url, room_id, token, "long.wav", wav_bytes(5))
             assert too_big.status == 400 and "larger" in (await too_big.json())["error"]["message"]
             fan_token = make_token("fan", "Fan")
@@ -168,6 +179,7 @@ async def test_uploads_are_probed_and_limited(config: Config) -> None:
             async with http.get(server.url + item["url"], headers=headers) as served:
                 assert served.status == 206 and served.content_type == "audio/wav"
                 assert (await served.read())[:4] == b"RIFF"
+                assert served.headers["Content-Security-Policy"].startswith("sandbox")
     finally:
         await server.stop()
 
@@ -205,18 +217,35 @@ async def test_a_new_item_waits_for_its_players_but_never_past_the_timeout(confi
     try:
         async with Peers(server) as peers:
             room_id, host, (ann, bob) = await live_room(peers, "ann", "bob")
+            ids = []
             for n in range(3):
                 add = {"room_id": room_id, "url": f"https://example.test/{n}.mp3", "duration_s": 60}
-                await host.request("playlist:add", add)
+                ids.append((await host.request("playlist:add", add))["item"]["id"])
+
+            async def ready(fan: LiveroomClient, item: str) -> None:
+                await fan.request(
+                    "playlist:ready", {"room_id": room_id, "item_id": item, "ready": True}
+                )
+
             for fan in (ann, bob):  # both play along: they have the cued first item
-                await fan.request("playlist:ready", {"room_id": room_id, "ready": True})
+                await ready(fan, ids[0])
             await host.request("playlist:play", {"room_id": room_id})
 
             now = time.time() * 1000
             waiting = (await host.request("playlist:next", {"room_id": room_id}))["playback"]
             assert waiting["at"] >= now + 2_500  # held for the players, up to the timeout
-            await ann.request("playlist:ready", {"room_id": room_id, "ready": True})
-            await bob.request("playlist:ready", {"room_id": room_id, "ready": True})
+            await ready(ann, ids[0])  # late news about the old item: no help
+            await ready(ann, ids[1])
+            await asyncio.sleep(0.3)
+            assert all(
+                s["playback"]["at"] == waiting["at"]
+                for s in host.events("playlist:state")
+                if s["playback"]["item_id"] == ids[1]
+            )
+            # A seek while waiting keeps waiting.
+            sought = await host.request("playlist:seek", {"room_id": room_id, "position_s": 5})
+            assert sought["playback"]["at"] == waiting["at"]
+            await ready(bob, ids[1])
             sooner = await host.next_event(
                 "playlist:state",
                 lambda s: (
@@ -229,7 +258,7 @@ async def test_a_new_item_waits_for_its_players_but_never_past_the_timeout(confi
             # Bob's player never loads the next one: it starts at the timeout anyway.
             now = time.time() * 1000
             slow = (await host.request("playlist:next", {"room_id": room_id}))["playback"]
-            await ann.request("playlist:ready", {"room_id": room_id, "ready": True})
+            await ready(ann, ids[2])
             await asyncio.sleep(0.3)
             last = [
                 s

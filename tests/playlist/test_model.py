@@ -123,10 +123,21 @@ def test_queue_edits_and_their_refusals() -> None:
     with pytest.raises(Invalid):
         run(p, model.Move("s2", 3))
     playing = run(p, Play(item_id="s0", start_at=0))
-    after = run(playing, model.Remove("s0"), now=3_000)
+    after = run(playing, model.Remove("s0", start_at=3_500), now=3_000)
     assert after.playback.item_id == "s1" and after.playback.playing
+    assert after.playback.at == 3_500  # the next one starts with the usual lead
+    # The last one goes while playing: the first is cued, paused (the queue ended).
     last = run(run(p, Play(item_id="s1", start_at=0)), model.Remove("s1"))
-    assert last.playback.item_id is None
+    assert last.playback.item_id == "s2" and not last.playback.playing
+    only = run(run(with_songs(10.0), Play(start_at=0)), model.Remove("s0"))
+    assert only.playback.item_id is None
+    # Moves count places in the queue; suggestions stay put and cannot be moved.
+    fan = Actor("fan", "Fan", False, controls=False)
+    q = run(with_songs(10.0, 10.0), Add("sug", "Suggested", url="https://a"), fan)
+    q = run(q, model.Move("s1", 0))
+    assert [i.id for i in q.queue] == ["s1", "s0"]
+    with pytest.raises(Conflict):
+        run(q, model.Move("sug", 0))
     bad: list[tuple[model.Command, type[LiveroomError]]] = [
         (Add("x", "No source"), Invalid),
         (Add("y", "Both", url="https://a", media_id="m"), Invalid),

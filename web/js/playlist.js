@@ -29,12 +29,7 @@ export class PlaylistPanel {
     this.player = h("video", { class: "player", playsInline: true, preload: "auto", hidden: true });
     this.player.addEventListener("loadedmetadata", () => show(this.player, this.player.videoWidth > 0));
     // Tell the room this player has the item: a new item's start waits (briefly) for players.
-    this.player.addEventListener("canplay", () => {
-      const itemId = this.srcItem;
-      if (!itemId || this.readyFor === itemId) return;
-      this.readyFor = itemId;
-      view.connection.call("playlist:ready", { room_id: view.roomId, ready: true }).catch(() => {});
-    });
+    this.player.addEventListener("canplay", () => this.#reportReady());
     this.title = h("p", { class: "now-title" }, "Nothing queued yet");
     this.time = h("span", { class: "now-time" });
     this.seekBar = h("input", { type: "range", min: 0, max: 0, step: 1, "aria-label": "Position" });
@@ -66,8 +61,16 @@ export class PlaylistPanel {
     );
     this.skipButton = h("button", { class: "ghost small" });
     this.skipButton.addEventListener("click", () =>
-      busy(this.skipButton, () => view.connection.call("playlist:vote_skip", { room_id: view.roomId })),
+      busy(this.skipButton, () =>
+        view.connection.call("playlist:vote_skip", { room_id: view.roomId, item_id: this.playback?.item_id }),
+      ),
     );
+    this.unblock = h("button", { class: "primary small", hidden: true }, "▶ Play here");
+    this.unblock.addEventListener("click", () => {
+      this.blocked = false;
+      show(this.unblock, false);
+      this.#follow();
+    });
     const muted = h("input", { type: "checkbox", onchange: () => (this.player.muted = muted.checked) });
     this.queue = h("ol", { class: "queue-list", "aria-label": "Up next" });
     this.suggestions = h("ul", { class: "queue-list", "aria-label": "Suggestions" });
@@ -84,7 +87,7 @@ export class PlaylistPanel {
         this.player,
         this.title,
         h("div", { class: "row now-row" }, this.time, this.seekBar),
-        h("div", { class: "row" }, this.controls, this.skipButton, h("label", { class: "toggle" }, muted, "Mute playlist")),
+        h("div", { class: "row" }, this.controls, this.skipButton, this.unblock, h("label", { class: "toggle" }, muted, "Mute playlist")),
       ),
       this.empty,
       this.queue,
@@ -128,12 +131,28 @@ export class PlaylistPanel {
   }
 
   #state(state) {
+    // A full state (join, reconnect, a new role) is a fresh start; otherwise the newest wins.
+    if (!state.items && this.state && state.version < this.state.version) return;
     this.state = state;
     this.playback = state.playback;
     if (state.items) this.items = state.items;
     this.lastCorrection = null; // a new truth: correct at once
     this.#render();
     this.#follow();
+    if (state.items) {
+      this.readyFor = null; // the server may have forgotten this player (a reconnect): say it again
+      if (this.player.readyState >= 3) this.#reportReady();
+    }
+  }
+
+  /** Tell the room this player has its item loaded (a new item's start waits for players). */
+  #reportReady() {
+    const itemId = this.srcItem;
+    if (!itemId || this.readyFor === itemId || itemId !== this.playback?.item_id) return;
+    this.readyFor = itemId;
+    this.view.connection
+      .call("playlist:ready", { room_id: this.view.roomId, item_id: itemId, ready: true })
+      .catch(() => {});
   }
 
   async #call(event, payload) {
@@ -154,12 +173,14 @@ export class PlaylistPanel {
       return;
     }
     const src = new URL(item.url, location.href).href;
-    if (this.player.src !== src) {
+    if (this.player.src !== src || this.srcItem !== item.id) {
       this.player.src = src;
       this.srcItem = item.id;
+      this.readyFor = null;
     }
     const now = this.clock.now();
-    const target = roomPosition(playback, now);
+    const length = item.duration_s ?? (Number.isFinite(this.player.duration) ? this.player.duration : null);
+    const target = length === null ? roomPosition(playback, now) : Math.min(roomPosition(playback, now), length);
     this.#showTime(target, item.duration_s);
     if (!playback.playing || now < playback.at) {
       if (!this.player.paused) this.player.pause();
@@ -168,11 +189,16 @@ export class PlaylistPanel {
       if (playback.playing) this.startTimer = setTimeout(() => this.#follow(), playback.at - now);
       return;
     }
-    if (item.duration_s && target >= item.duration_s) return; // the server moves on
+    if (this.player.ended || (length !== null && target >= length - 0.05)) return; // at its end: the server moves on
     if (this.player.paused) {
-      this.player.currentTime = target;
+      if (this.blocked) return; // the browser wants a tap first ("Play here")
+      if (Math.abs(this.player.currentTime - target) > 0.05) this.player.currentTime = target;
       this.player.playbackRate = playback.rate;
-      this.player.play().catch(() => {});
+      this.player.play().catch((error) => {
+        if (error.name !== "NotAllowedError") return;
+        this.blocked = true;
+        show(this.unblock, true);
+      });
       this.lastCorrection = Date.now();
       return;
     }
@@ -251,6 +277,7 @@ export class PlaylistPanel {
   #addForm() {
     const url = h("input", { type: "url", name: "url", required: true, placeholder: "https://…", maxLength: 2000 });
     const title = h("input", { name: "title", maxLength: 200, placeholder: "Optional" });
+    const length = h("input", { name: "length", placeholder: "3:45", pattern: "^(\\d+:)?[0-5]?\\d$|^\\d+$", inputMode: "numeric" });
     const submit = h("button", { type: "submit" }, "Add");
     const form = actionForm(
       { class: "stack add-item", "aria-label": "Add to the playlist" },
@@ -258,11 +285,15 @@ export class PlaylistPanel {
       async () => {
         const payload = { room_id: this.view.roomId, url: url.value.trim() };
         if (title.value.trim()) payload.title = title.value.trim();
+        if (length.value.trim()) {
+          const [a, b] = length.value.trim().split(":").map(Number);
+          payload.duration_s = b === undefined ? a : a * 60 + b;
+        }
         const { item } = await this.view.connection.call("playlist:add", payload);
         form.reset();
         notify(item.approved ? "Added to the playlist." : "Suggested: the hosts will look at it.");
       },
-      h("div", { class: "row" }, field("Link to a song or video", url), field("Title", title)),
+      h("div", { class: "row" }, field("Link to a song or video", url), field("Title", title), field("Length", length, "So the room moves on at its end")),
       submit,
     );
     const file = h("input", { type: "file", name: "file", accept: "audio/*,video/*" });

@@ -482,6 +482,7 @@ export class RoomView {
     this.status.dataset.status = "ended";
     for (const el of [this.controls, this.invite, this.moderation.element]) show(el, false);
     this.qa.update(this.room); // no more asking
+    this.playlist.leave(); // and no more music
     const heading = h("h2", { tabindex: "-1" }, "This room has ended");
     this.element.append(
       h("div", { class: "card ended" }, heading, h("p", {}, "Thanks for listening!"), h("a", { class: "button", href: "#/" }, "Find another room")),
