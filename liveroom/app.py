@@ -178,6 +178,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         config.data_dir / "media",
         config.media_max_bytes,
         config.media_room_bytes,
+        config.media_total_bytes,
     ).add_routes(app)
     _serve_web_client(app, config)
 

@@ -51,6 +51,7 @@ class Config:
     question_max_chars: int = 280
     media_max_bytes: int = 50 * 1024 * 1024
     media_room_bytes: int = 1024 * 1024 * 1024
+    media_total_bytes: int = 20 * 1024 * 1024 * 1024
     skip_share: float = 0.5
     playlist_ready_timeout_s: float = 5.0
     qa_gravity: float = 1.8
@@ -194,6 +195,12 @@ OPTIONS: tuple[Option, ...] = (
         "media_room_bytes",
         "--media-room-bytes",
         "most bytes of uploads one room may keep",
+        int,
+    ),
+    Option(
+        "media_total_bytes",
+        "--media-total-bytes",
+        "most bytes of uploads the server keeps, all rooms together",
         int,
     ),
     Option(

@@ -60,4 +60,7 @@ class PlaylistFollower:
         position = float(playback["position_s"])
         if playback["playing"] and server_now > playback["at"]:
             position += (server_now - playback["at"]) / 1000 * playback["rate"]
-        return position
+        states = [s for s in self.client.events("playlist:state") if "items" in s]
+        items = {i["id"]: i for i in states[-1]["items"]} if states else {}
+        duration = items.get(playback["item_id"], {}).get("duration_s")
+        return min(position, duration) if duration is not None else position

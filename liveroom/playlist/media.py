@@ -82,6 +82,7 @@ class MediaApi:
         media_dir: Path,
         max_bytes: int,
         room_bytes: int,
+        total_bytes: int,
     ) -> None:
         self._store = store
         self._rooms = rooms
@@ -90,6 +91,7 @@ class MediaApi:
         self._dir = media_dir
         self._max_bytes = max_bytes
         self._room_bytes = room_bytes
+        self._total_bytes = total_bytes
         self._limits = limits
         self._probes = asyncio.Semaphore(PROBES_AT_ONCE)
 
@@ -105,6 +107,9 @@ class MediaApi:
         used = await self._store.media_bytes(state.id)
         if used >= self._room_bytes:
             raise Full(f"this room's uploads already take {used} of {self._room_bytes} bytes")
+        total = await self._store.media_bytes(None)
+        if total >= self._total_bytes:
+            raise Full("the server's space for uploads is full: ask its operator")
         self._limits.hit("uploads", identity.user_id)
         if request.content_length is not None and request.content_length > self._max_bytes + 4096:
             raise Invalid(f"the file is larger than {self._max_bytes} bytes")
@@ -119,7 +124,8 @@ class MediaApi:
         self._dir.mkdir(parents=True, exist_ok=True)
         path = self._dir / media_id
         try:
-            size = await self._save(part, path, min(self._max_bytes, self._room_bytes - used))
+            room_left, server_left = self._room_bytes - used, self._total_bytes - total
+            size = await self._save(part, path, min(self._max_bytes, room_left, server_left))
             async with self._probes:
                 found = await asyncio.to_thread(probe, path)
         except BaseException:

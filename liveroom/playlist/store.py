@@ -95,11 +95,13 @@ class SqlPlaylistStore:
         async with self._sessions.begin() as session:
             session.add(row)
 
-    async def media_bytes(self, room_id: str) -> int:
+    async def media_bytes(self, room_id: str | None) -> int:
+        """Bytes of uploads kept for a room (``None``: for every room)."""
+        query = select(func.coalesce(func.sum(MediaRow.size), 0))
+        if room_id is not None:
+            query = query.where(MediaRow.room_id == room_id)
         async with self._sessions() as session:
-            total = await session.scalar(
-                select(func.coalesce(func.sum(MediaRow.size), 0)).where(MediaRow.room_id == room_id)
-            )
+            total = await session.scalar(query)
         return int(total or 0)
 
     async def media(self, media_id: str) -> MediaRow | None:

@@ -315,8 +315,7 @@ class RoomService:
 
     async def _departed(self, room_id: str, member: Member, command: Command) -> None:
         self._participation.left(room_id, member.user_id)
-        for observer in self.observers:
-            await observer.member_left(room_id, member.user_id)
+        await self._left(room_id, member.user_id)
         state = self._live.get(room_id)
         # Plain listeners are not in the stage state: their leaving costs no lock and no apply.
         if state is None or not any(p.id == member.user_id for p in state.people):
@@ -437,8 +436,7 @@ class RoomService:
 
     async def _tell(self, state: RoomState, events: list[Any]) -> None:
         if events:
-            for observer in self.observers:
-                await observer.stage_changed(state, events)
+            await self._changed(state, events)
         for event in events:
             match event:
                 case StageChanged(audience=audience, users=users):
@@ -463,12 +461,26 @@ class RoomService:
                 case RoomEnded(room_id=room_id):
                     await self._close(room_id)
 
+    async def _changed(self, state: RoomState, events: list[Any]) -> None:
+        for observer in self.observers:
+            try:
+                await observer.stage_changed(state, events)
+            except Exception:  # a feature's trouble must not stop the stage telling people
+                logger.exception("%s failed on a stage change", type(observer).__name__)
+
+    async def _left(self, room_id: str, user_id: str) -> None:
+        """Tell the features; one failing must not leave the member half gone."""
+        for observer in self.observers:
+            try:
+                await observer.member_left(room_id, user_id)
+            except Exception:
+                logger.exception("%s failed on a member leaving", type(observer).__name__)
+
     async def _kick(self, room_id: str, user_id: str, *, ban: bool) -> None:
         sids = self.presence.sids_of(room_id, user_id)
         self.presence.remove_user(room_id, user_id)
         self._participation.left(room_id, user_id)
-        for observer in self.observers:
-            await observer.member_left(room_id, user_id)
+        await self._left(room_id, user_id)
         for sid in sids:
             await self._emit.emit("room:removed", {"room_id": room_id, "ban": ban}, to=sid)
             await self._emit.leave_room(sid, room_channel(room_id))
