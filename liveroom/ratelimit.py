@@ -135,11 +135,6 @@ class RateLimiter:
         if len(self._tats) > self._max_keys:
             self._evict(now)
 
-    def check(self, key: str) -> None:
-        """Raise :class:`RateLimited` if a hit for ``key`` would be refused now; count nothing
-        (for limits that count only what succeeds: a refused question costs no quota)."""
-        self._admitted(key, self._clock.monotonic())
-
     def _admitted(self, key: str, now: float) -> float:
         tat, retry_after = admit(self._tats.get(key, now), now, self.limit)
         if retry_after is not None:

@@ -33,7 +33,9 @@ class PlaylistFollower:
             t0 = self.now_ms()
             payload: dict[str, Any] = {"t0": t0}
             if self.clock.ready:
-                payload["rtt"] = self.clock.rtt_ms
+                payload["rtt"] = max(
+                    0.0, self.clock.rtt_ms
+                )  # whole-ms server stamps: may dip below 0
             ack = await self.client.request("time:sync", payload)
             self.clock.add(Sample(t0, ack["t1"], ack["t2"], self.now_ms()))
 

@@ -125,7 +125,7 @@ class MediaApi:
         path = self._dir / media_id
         try:
             room_left, server_left = self._room_bytes - used, self._total_bytes - total
-            size = await self._save(part, path, min(self._max_bytes, room_left, server_left))
+            size = await self._save(part, path, room_left, server_left)
             async with self._probes:
                 found = await asyncio.to_thread(probe, path)
         except BaseException:
@@ -148,13 +148,19 @@ class MediaApi:
         media = {"id": media_id, "title": title, "duration_s": found.duration_s, "kind": found.kind}
         return web.json_response({"media": media}, status=201)
 
-    async def _save(self, part: BodyPartReader, path: Path, limit: int) -> int:
+    async def _save(
+        self, part: BodyPartReader, path: Path, room_left: int, server_left: int
+    ) -> int:
         size = 0
         with path.open("wb") as out:
             while chunk := await part.read_chunk(CHUNK):
                 size += len(chunk)
-                if size > limit:
-                    raise Invalid(f"the file is larger than {limit} bytes (the limit here)")
+                if size > self._max_bytes:
+                    raise Invalid(f"the file is larger than {self._max_bytes} bytes")
+                if size > room_left:
+                    raise Full("the file does not fit in this room's space for uploads")
+                if size > server_left:
+                    raise Full("the server's space for uploads is full: ask its operator")
                 out.write(chunk)
         if size == 0:
             raise Invalid("the file is empty")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from liveroom.errors import Conflict, Full, Invalid, NotFound
+from liveroom.errors import Conflict, Forbidden, Full, Invalid, NotFound
 from liveroom.rooms.stage import UserInfo
 
 
@@ -182,7 +182,7 @@ def decide(
 ) -> Playlist:
     """The playlist after ``command`` by ``actor``, or raise why not (nothing changes)."""
     if not actor.controls and not isinstance(command, Add | VoteSkip):
-        raise Conflict("only the playlist's controllers can do that")
+        raise Forbidden("only the playlist's controllers can do that")
     match command:
         case Add():
             return _add(playlist, command, actor, limits)

@@ -105,9 +105,9 @@ class PlaylistService:
         self.round_trips = round_trips
         self.ready_timeout_ms = ready_timeout_ms
         self._players: dict[str, dict[str, str | None]] = {}
+        """Per room, who plays along (reported ``playlist:ready``) and the item they have ready."""
         self._versions: dict[str, int] = {}
         """Per room, grows with every change: clients keep the newest ``playlist:state``."""
-        """Per room, who plays along (reported ``playlist:ready``) and the item they have ready."""
         self._playlists: dict[str, Playlist] = {}
         self._room_of: dict[str, str] = {}
         self._lock = KeyedLocks()
@@ -334,8 +334,9 @@ class PlaylistService:
             if isinstance(event, RoleChanged) and (event.old_role in STAFF) != (
                 event.new_role in STAFF
             ):
+                admin = event.user_id in self._rooms.presence.admins(state.id)
                 for sid in self._rooms.presence.sids_of(state.id, event.user_id):
-                    self._tasks.spawn(self._send_state(sid, event.user_id, state.id, False))
+                    self._tasks.spawn(self._send_state(sid, event.user_id, state.id, admin))
 
     # --- housekeeping --------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from liveroom.errors import Conflict, Forbidden, Invalid, NotFound
+from liveroom.errors import Conflict, Forbidden, Full, Invalid, NotFound
 from liveroom.permissions import STAGE, Role
 from liveroom.rooms.stage import QaMode, UserInfo
 
@@ -328,7 +328,7 @@ def _ask(board: Board, ask: Ask, actor: Actor, now_ms: int, limits: QaLimits) ->
         raise Conflict("questions are off in this room")
     text = clean_text(ask.text, limits)
     if len(board.questions) >= limits.max_questions:
-        raise Conflict(f"this room has taken its {limits.max_questions} questions")
+        raise Full(f"this room has taken its {limits.max_questions} questions")
     for q in board.questions.values():
         if (
             q.author.id == actor.id

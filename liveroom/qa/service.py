@@ -290,8 +290,11 @@ class QaService:
                     news = AuthorOnStage(event.user_id)
                     self._tasks.spawn(self._update(state.id, partial(model.on_stage, news=news)))
                 if (event.old_role in STAFF) != (event.new_role in STAFF):
+                    admin = event.user_id in self._rooms.presence.admins(state.id)
                     for sid in self._rooms.presence.sids_of(state.id, event.user_id):
-                        self._tasks.spawn(self._send_full(sid, state.id, event.user_id))
+                        self._tasks.spawn(
+                            self._send_full(sid, state.id, event.user_id, admin=admin)
+                        )
             elif isinstance(event, StageChanged) and loaded:
                 for user_id in event.users:
                     if user_id not in invited and stage_model.role_of(state, user_id) not in STAGE:
@@ -313,7 +316,13 @@ class QaService:
         board = await self._board(room_id)
         staff = self._is_staff(state, user_id, admin)
         listing = full_list(board, user_id, staff, Sort.HOT, self._clock.now_ms(), self.config)
-        payload = {"room_id": room_id, "version": listing.pop("version"), "full": listing}
+        payload = {
+            "room_id": room_id,
+            "version": listing.pop("version"),
+            "full": listing,
+            "max_chars": self.config.max_chars,
+            "gravity": self.config.gravity,
+        }
         await self._emit.emit("qa:update", payload, to=sid)
 
     # --- fan-out -------------------------------------------------------------------------------

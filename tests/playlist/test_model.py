@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from liveroom.errors import Conflict, Full, Invalid, LiveroomError, NotFound
+from liveroom.errors import Conflict, Forbidden, Full, Invalid, LiveroomError, NotFound
 from liveroom.permissions import Role, playlist_controllers
 from liveroom.playlist import model
 from liveroom.playlist.model import (
@@ -104,7 +104,7 @@ def test_fans_suggest_staff_approve_and_only_controllers_control() -> None:
     p = run(p, Add("fan1", "Fan pick", url="https://example.test/f.mp3"), FAN)
     assert not p.item("fan1").approved and [i.id for i in p.queue] == ["s0"]
     for command in (Play(start_at=0), Pause(), Next(start_at=0), model.Approve("fan1")):
-        with pytest.raises(Conflict):
+        with pytest.raises(Forbidden):
             run(p, command, FAN)
     with pytest.raises(Conflict, match="approved"):
         run(p, Play(item_id="fan1", start_at=0))

@@ -8,8 +8,8 @@ import { actionForm, busy, field } from "./forms.js";
 import { notify } from "./notices.js";
 import { nameLabel } from "./people.js";
 
-const MAX_CHARS = 280;
-const GRAVITY = 1.8; // the server's default --qa-gravity: docs/protocol.md, "Q&A"
+let MAX_CHARS = 280; // the server's --question-max-chars and --qa-gravity, from the full list
+let GRAVITY = 1.8;
 const HOUR_MS = 3600000;
 const STATUS_TEXT = {
   pending: "Waiting for approval",
@@ -94,6 +94,9 @@ export class QaPanel {
 
   #update(event) {
     if (event.full) {
+      MAX_CHARS = event.max_chars ?? MAX_CHARS;
+      GRAVITY = event.gravity ?? GRAVITY;
+      this.countChars?.();
       this.questions = new Map();
       for (const q of [...event.full.questions, ...(event.full.pinned ? [event.full.pinned] : [])]) {
         this.questions.set(q.id, q);
@@ -294,6 +297,7 @@ export class QaPanel {
       submit.disabled = left < 0;
     };
     text.addEventListener("input", count);
+    this.countChars = count;
     count();
     return actionForm(
       { class: "ask stack", "aria-label": "Ask a question" },

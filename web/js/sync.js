@@ -30,7 +30,7 @@ export class ServerClock {
     for (let i = 0; i < count; i++) {
       const t0 = Date.now();
       const payload = { t0 };
-      if (this.rttMs !== null) payload.rtt = this.rttMs;
+      if (this.rttMs !== null) payload.rtt = Math.max(0, this.rttMs); // whole-ms stamps can dip below 0
       const ack = await this.connection.call("time:sync", payload);
       const t3 = Date.now();
       this.samples.push({ offset: (ack.t1 - t0 + (ack.t2 - t3)) / 2, delay: t3 - t0 - (ack.t2 - ack.t1) });
