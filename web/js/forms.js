@@ -44,3 +44,10 @@ export function actionForm(attrs, submit, action, ...children) {
   };
   return h("form", { ...attrs, onsubmit }, ...children);
 }
+
+/** A button whose click runs `action` through busy(): disabled while it runs, refusals shown. */
+export function actionButton(label, props, action) {
+  const button = h("button", props, label);
+  button.addEventListener("click", () => busy(button, action));
+  return button;
+}

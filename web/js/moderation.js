@@ -5,7 +5,7 @@
 import { h, fill, keyed, show } from "./dom.js";
 import { actionForm, busy, field } from "./forms.js";
 import { notify } from "./notices.js";
-import { ROLE_LABELS, avatar, nameLabel } from "./people.js";
+import { ROLE_LABELS, avatar, isStaffView, nameLabel } from "./people.js";
 
 const RANK = { host: 4, cohost: 3, moderator: 2, speaker: 1, listener: 0 };
 
@@ -40,7 +40,7 @@ export class ModerationPanel {
   }
 
   update(room) {
-    const staffView = Array.isArray(room.requests);
+    const staffView = isStaffView(room);
     show(this.element, staffView && room.status !== "ended");
     if (!staffView) return;
     this.handsTitle.textContent = `Raised hands (${room.requests.length})`;

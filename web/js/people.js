@@ -65,3 +65,8 @@ export function formatWhen(ms) {
 export function icon(name) {
   return h("span", { class: `icon icon-${name}`, "aria-hidden": "true" });
 }
+
+/** The server sends staff (host, co-hosts, moderators, admins) the staff view: it has `requests`. */
+export function isStaffView(room) {
+  return Array.isArray(room?.requests);
+}

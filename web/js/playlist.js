@@ -3,9 +3,9 @@
 // of sync.js (the server's playback is the truth; this player only follows it).
 
 import { h, keyed, show } from "./dom.js";
-import { actionForm, busy, field } from "./forms.js";
+import { actionButton, actionForm, busy, field } from "./forms.js";
 import { notify } from "./notices.js";
-import { nameLabel } from "./people.js";
+import { isStaffView, nameLabel } from "./people.js";
 import { ServerClock, correct, roomPosition } from "./sync.js";
 
 const TICK_MS = 250;
@@ -42,11 +42,8 @@ export class PlaylistPanel {
         view.connection.call(this.playback?.playing ? "playlist:pause" : "playlist:play", { room_id: view.roomId }),
       ),
     );
-    const control = (label, event) => {
-      const button = h("button", { class: "ghost small" }, label);
-      button.addEventListener("click", () => busy(button, () => view.connection.call(event, { room_id: view.roomId })));
-      return button;
-    };
+    const control = (label, event) =>
+      actionButton(label, { class: "ghost small" }, () => view.connection.call(event, { room_id: view.roomId }));
     this.repeat = h("input", { type: "checkbox" });
     this.repeat.addEventListener("change", () =>
       this.#call("playlist:repeat", { room_id: view.roomId, on: this.repeat.checked }),
@@ -127,7 +124,7 @@ export class PlaylistPanel {
   }
 
   get staff() {
-    return Array.isArray((this.room ?? this.view.room)?.requests);
+    return isStaffView(this.room ?? this.view.room);
   }
 
   #state(state) {
@@ -245,11 +242,10 @@ export class PlaylistPanel {
 
   #row(item, controller) {
     const current = item.id === this.playback?.item_id;
-    const act = (label, event, payload) => {
-      const button = h("button", { class: "ghost small", "aria-label": `${label}: ${item.title}` }, label);
-      button.addEventListener("click", () => busy(button, () => this.view.connection.call(event, payload)));
-      return button;
-    };
+    const act = (label, event, payload) =>
+      actionButton(label, { class: "ghost small", "aria-label": `${label}: ${item.title}` }, () =>
+        this.view.connection.call(event, payload),
+      );
     return h(
       "li",
       { class: current ? "current" : null, "aria-current": current ? "true" : null },
@@ -267,10 +263,9 @@ export class PlaylistPanel {
   }
 
   #suggestion(item) {
-    const approve = h("button", { class: "primary small", "aria-label": `Approve: ${item.title}` }, "Approve");
-    approve.addEventListener("click", () => busy(approve, () => this.view.connection.call("playlist:approve", { item_id: item.id })));
-    const remove = h("button", { class: "ghost small", "aria-label": `Decline: ${item.title}` }, "Decline");
-    remove.addEventListener("click", () => busy(remove, () => this.view.connection.call("playlist:remove", { item_id: item.id })));
+    const call = (event) => () => this.view.connection.call(event, { item_id: item.id });
+    const approve = actionButton("Approve", { class: "primary small", "aria-label": `Approve: ${item.title}` }, call("playlist:approve"));
+    const remove = actionButton("Decline", { class: "ghost small", "aria-label": `Decline: ${item.title}` }, call("playlist:remove"));
     return h("li", {}, h("div", { class: "item-main" }, h("span", { class: "item-title" }, item.title), h("span", { class: "item-meta" }, nameLabel(item.added_by))), h("div", { class: "row" }, approve, remove));
   }
 

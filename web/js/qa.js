@@ -6,7 +6,7 @@
 import { h, fill, keyed, show } from "./dom.js";
 import { actionForm, busy, field } from "./forms.js";
 import { notify } from "./notices.js";
-import { nameLabel } from "./people.js";
+import { isStaffView, nameLabel } from "./people.js";
 
 let MAX_CHARS = 280; // the server's --question-max-chars and --qa-gravity, from the full list
 let GRAVITY = 1.8;
@@ -89,7 +89,7 @@ export class QaPanel {
   }
 
   get staff() {
-    return Array.isArray(this.view.room?.requests); // the server sends staff the staff view
+    return isStaffView(this.view.room);
   }
 
   #update(event) {

@@ -4,7 +4,7 @@
 
 import { RoomAudio } from "./audio.js";
 import { h, fill, keyed, show } from "./dom.js";
-import { busy } from "./forms.js";
+import { actionButton, busy } from "./forms.js";
 import { remindButton } from "./home.js";
 import { ModerationPanel, openMemberMenu } from "./moderation.js";
 import { PlaylistPanel } from "./playlist.js";
@@ -394,10 +394,9 @@ export class RoomView {
       this.invite.replaceChildren();
       return;
     }
-    const accept = h("button", { class: "primary" }, "Accept");
-    const decline = h("button", { class: "ghost" }, "Decline");
-    accept.addEventListener("click", () => busy(accept, () => this.connection.call("stage:accept", { room_id: this.roomId })));
-    decline.addEventListener("click", () => busy(decline, () => this.connection.call("stage:decline", { room_id: this.roomId })));
+    const answer = (event) => () => this.connection.call(event, { room_id: this.roomId });
+    const accept = actionButton("Accept", { class: "primary" }, answer("stage:accept"));
+    const decline = actionButton("Decline", { class: "ghost" }, answer("stage:decline"));
     fill(
       this.invite,
       h("p", {}, `You're invited to join as ${ROLE_LABELS[role]}.`),
