@@ -34,6 +34,7 @@ PURE = sorted(
         PACKAGE / "media" / "mixer.py",
         PACKAGE / "qa" / "views.py",
         PACKAGE / "client" / "sync.py",
+        PACKAGE / "media" / "ducking.py",
     ]
 )
 
