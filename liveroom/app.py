@@ -111,7 +111,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     signaling = Signaling(sio, registry, tokens, limits, users, config.socket_inflight_limit)
     round_trips = RoundTrips()
     clock_sync.register(registry, clock, round_trips)
-    signaling.disconnect_hooks.append(round_trips.closed)
+    signaling.disconnect_hooks.append(lambda conn: _forget_round_trip(round_trips, conn.sid))
 
     rooms = RoomService(
         MemoryStageStore(),
@@ -190,6 +190,10 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_close_sockets)
     return app
+
+
+async def _forget_round_trip(round_trips: RoundTrips, sid: str) -> None:
+    round_trips.forget(sid)
 
 
 def _serve_web_client(app: web.Application, config: Config) -> None:

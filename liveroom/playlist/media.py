@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -30,6 +31,7 @@ from liveroom.rooms import model as stage_model
 from liveroom.rooms.service import RoomService
 
 CHUNK = 256 * 1024
+TYPES_CACHED = 1024
 PROBES_AT_ONCE = 2
 """FFmpeg reads untrusted files in worker threads: few at once, so serving media never waits."""
 CONTENT_TYPES = {
@@ -94,6 +96,7 @@ class MediaApi:
         self._total_bytes = total_bytes
         self._limits = limits
         self._probes = asyncio.Semaphore(PROBES_AT_ONCE)
+        self._types: OrderedDict[str, str] = OrderedDict()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/rooms/{room_id}/media", self.upload)
@@ -148,6 +151,21 @@ class MediaApi:
         media = {"id": media_id, "title": title, "duration_s": found.duration_s, "kind": found.kind}
         return web.json_response({"media": media}, status=201)
 
+    async def _content_type(self, media_id: str) -> str:
+        """A media id's type: players fetch a file in many ranges, SQL is asked once (a media
+        row never changes), and the cache is bounded."""
+        known = self._types.get(media_id)
+        if known is not None:
+            self._types.move_to_end(media_id)
+            return known
+        media = await self._store.media(media_id)
+        if media is None:
+            raise NotFound("no such media")
+        self._types[media_id] = media.content_type
+        if len(self._types) > TYPES_CACHED:
+            self._types.popitem(last=False)
+        return media.content_type
+
     async def _save(
         self, part: BodyPartReader, path: Path, room_left: int, server_left: int
     ) -> int:
@@ -167,11 +185,10 @@ class MediaApi:
         return size
 
     async def serve(self, request: web.Request) -> web.FileResponse:
-        media = await self._store.media(request.match_info["media_id"])
-        if media is None:
-            raise NotFound("no such media")
-        response = web.FileResponse(self._dir / media.id)
-        response.content_type = media.content_type
+        media_id = request.match_info["media_id"]
+        content_type = await self._content_type(media_id)
+        response = web.FileResponse(self._dir / media_id)
+        response.content_type = content_type
         response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         # A file is only ever media: never a page, never a script, whatever it holds.
         response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"

@@ -27,7 +27,6 @@ from liveroom.rooms.fanout import Emitter, room_channel
 from liveroom.rooms.service import RoomService
 from liveroom.rooms.stage import PlaylistMode, RoleChanged, RoomState, RoomStatus
 from liveroom.rooms.views import user_view
-from liveroom.signaling.dispatch import Connection
 from liveroom.tasks import KeyedLocks, Periodic, Spawned
 
 logger = logging.getLogger(__name__)
@@ -48,8 +47,8 @@ class RoundTrips:
         if math.isfinite(rtt_ms):
             self._by_sid[sid] = min(max(rtt_ms, 0.0), MAX_RTT_MS)
 
-    async def closed(self, connection: Connection) -> None:
-        self._by_sid.pop(connection.sid, None)
+    def forget(self, sid: str) -> None:
+        self._by_sid.pop(sid, None)
 
     def highest(self, sids: Iterable[str]) -> float:
         return max((self._by_sid.get(sid, 0.0) for sid in sids), default=0.0)
@@ -241,10 +240,11 @@ class PlaylistService:
         await self._store.write(old, new)
         self._playlists[new.room_id] = new
         self._versions[new.room_id] = self._versions.get(new.room_id, 0) + 1
-        for item in new.items:
-            self._room_of[item.id] = new.room_id
+        kept = {item.id for item in new.items}
+        for item_id in kept:
+            self._room_of[item_id] = new.room_id
         for item in old.items:
-            if item not in new.items and all(i.id != item.id for i in new.items):
+            if item.id not in kept:
                 self._room_of.pop(item.id, None)
         self._tasks.spawn(self._tell(new, items=new.items != old.items))
 

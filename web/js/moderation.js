@@ -123,28 +123,22 @@ export class ModerationPanel {
     this.hostToolsBuilt = true;
     const conn = this.view.connection;
     const title = h("input", { name: "title", maxLength: 120, required: true, value: room.title });
-    const onLeave = h(
-      "select",
-      { name: "on_host_leave" },
-      h("option", { value: "handover" }, "Hand over to a co-host"),
-      h("option", { value: "end" }, "End the room"),
-    );
-    onLeave.value = room.settings.on_host_leave;
-    const qaMode = h(
-      "select",
-      { name: "qa_mode" },
-      h("option", { value: "premoderated" }, "Moderated: approve each question"),
-      h("option", { value: "open" }, "Open: questions show at once"),
-      h("option", { value: "off" }, "Off: no new questions"),
-    );
-    qaMode.value = room.settings.qa_mode;
-    const playlistMode = h(
-      "select",
-      { name: "playlist_mode" },
-      h("option", { value: "host" }, "Hosts and moderators control it; others suggest"),
-      h("option", { value: "open" }, "Everyone on stage controls it"),
-    );
-    playlistMode.value = room.settings.playlist_mode;
+    // A room setting as a <select> showing its current value.
+    const setting = (name, options) => {
+      const select = h("select", { name }, Object.entries(options).map(([value, label]) => h("option", { value }, label)));
+      select.value = room.settings[name];
+      return select;
+    };
+    const onLeave = setting("on_host_leave", { handover: "Hand over to a co-host", end: "End the room" });
+    const qaMode = setting("qa_mode", {
+      premoderated: "Moderated: approve each question",
+      open: "Open: questions show at once",
+      off: "Off: no new questions",
+    });
+    const playlistMode = setting("playlist_mode", {
+      host: "Hosts and moderators control it; others suggest",
+      open: "Everyone on stage controls it",
+    });
     const returns = h("input", { type: "checkbox", name: "qa_return_to_audience", checked: room.settings.qa_return_to_audience });
     const save = h("button", { type: "submit" }, "Save");
     const settings = h(
