@@ -25,6 +25,7 @@ from liveroom.errors import LiveroomError
 from liveroom.media.engine import MediaEngine
 from liveroom.media.ice import ice_servers_for
 from liveroom.media.stage_audio import StageAudio
+from liveroom.playlist.dj import DjBooth
 from liveroom.playlist.media import MediaApi
 from liveroom.playlist.model import PlaylistLimits
 from liveroom.playlist.service import PlaylistService, RoundTrips
@@ -131,7 +132,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         ),
     )
     # The server's own ICE: host candidates only. --ice-server lists what clients are given.
-    media = MediaEngine((), loopback_candidates=config.ice_loopback)
+    media = MediaEngine((), clock.now_ms, loopback_candidates=config.ice_loopback)
     audio = StageAudio(media, sio, rooms.presence.sids_of, rooms.presence.is_present, clock)
     rooms.observers.append(audio)
 
@@ -153,6 +154,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         PlaylistLimits(skip_share=config.skip_share),
         round_trips,
         ready_timeout_ms=round(config.playlist_ready_timeout_s * 1000),
+        booth=DjBooth(media, config.data_dir / "media"),
     )
     rooms.observers.append(playlists)
 

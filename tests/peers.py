@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
+
 from liveroom.app import RunningServer
 from liveroom.client import LiveroomClient
 from liveroom.client.audio import AudioSession, ToneTrack, open_audio
@@ -38,3 +40,25 @@ class Peers:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def upload(
+    http: aiohttp.ClientSession, url: str, room_id: str, token: str, name: str, body: bytes
+) -> aiohttp.ClientResponse:
+    """POST ``body`` as the file ``name`` to the room's media, as the bearer of ``token``."""
+    form = aiohttp.FormData()
+    form.add_field("file", body, filename=name, content_type="application/octet-stream")
+    return await http.post(
+        f"{url}/api/rooms/{room_id}/media", data=form, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+async def uploaded(
+    server: RunningServer, room_id: str, token: str, name: str, body: bytes
+) -> dict[str, Any]:
+    """The media an upload became (the upload must succeed)."""
+    async with aiohttp.ClientSession() as http:
+        response = await upload(http, server.url, room_id, token, name, body)
+        assert response.status == 201, await response.text()
+        media: dict[str, Any] = (await response.json())["media"]
+    return media

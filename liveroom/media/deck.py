@@ -26,6 +26,18 @@ AHEAD_FRAMES = 75
 """1.5 s decoded ahead: enough to ride out a slow read, little enough to seek at once."""
 
 
+@dataclass(frozen=True, slots=True)
+class MusicCue:
+    """What the room's deck plays: ``path`` from ``position_s``, starting at wall time ``at``
+    (epoch ms, the playlist's scheduled start). ``key`` names the playlist item: a new cue with
+    the same key, position and start is the same music, left playing."""
+
+    key: str
+    path: Path
+    position_s: float
+    at: int
+
+
 @dataclass
 class DeckStats:
     frames: int = 0
@@ -75,20 +87,29 @@ class Deck:
     def ready(self) -> int:
         return self._frames.qsize()
 
-    def close(self) -> None:
-        self._halt()
+    @property
+    def decoding(self) -> bool:
+        """The worker thread is still running (it ends soon after :meth:`stop`)."""
+        return self._worker is not None and self._worker.is_alive()
 
-    def _halt(self) -> None:
-        worker, self._worker = self._worker, None
-        if worker is None:
-            return
+    def stop(self) -> None:
+        """Tell the worker to end, without waiting for it: safe on the mixer's event loop."""
         self._stop.set()
         while True:  # unblock a worker waiting to put
             try:
                 self._frames.get_nowait()
             except queue.Empty:
                 break
-        worker.join(timeout=2)
+
+    def close(self) -> None:
+        """Stop and wait for the worker (blocking: call it from a thread, not the event loop)."""
+        self._halt()
+
+    def _halt(self) -> None:
+        self.stop()
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout=2)
 
 
 def _decode(

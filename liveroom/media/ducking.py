@@ -8,6 +8,7 @@ sample, so the music never clicks.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,10 +31,10 @@ class Ducker:
         self.gain_db = 0.0
         self._quiet_ms = rules.hold_ms
 
-    def apply(self, music: Pcm, speaker_levels: dict[str, float] | None) -> Pcm:
+    def apply(self, music: Pcm, speaker_levels: Mapping[str, float]) -> Pcm:
         """The music frame at this tick's gain, given the speakers' levels this tick."""
         rules = self.rules
-        talking = any(level > rules.talk_dbov for level in (speaker_levels or {}).values())
+        talking = any(level > rules.talk_dbov for level in speaker_levels.values())
         self._quiet_ms = 0 if talking else self._quiet_ms + FRAME_MS
         target = rules.duck_db if self._quiet_ms < rules.hold_ms else 0.0
         start = self.gain_db

@@ -7,9 +7,10 @@ movable into its own worker process when signaling load would make mixer ticks l
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from liveroom.errors import Conflict
+from liveroom.media.deck import MusicCue
 from liveroom.media.ice import loopback_only_candidates, use_loopback_candidates
 from liveroom.media.room import RoomMedia
 
@@ -33,8 +34,15 @@ class LevelWindow:
 
 
 class MediaEngine:
-    def __init__(self, ice_urls: Sequence[str] = (), *, loopback_candidates: bool = False) -> None:
+    def __init__(
+        self,
+        ice_urls: Sequence[str],
+        now_ms: Callable[[], int],
+        *,
+        loopback_candidates: bool = False,
+    ) -> None:
         self._ice_urls = list(ice_urls)
+        self._now_ms = now_ms
         self._loopback = loopback_candidates
         self._rooms: dict[str, RoomMedia] = {}
         self.levels = LevelWindow()
@@ -44,7 +52,7 @@ class MediaEngine:
 
     def open_room(self, room_id: str) -> None:
         if room_id not in self._rooms:
-            room = RoomMedia(room_id, self._ice_urls, self.levels.add)
+            room = RoomMedia(room_id, self._ice_urls, self.levels.add, self._now_ms)
             self._rooms[room_id] = room
             room.start()
 
@@ -68,6 +76,12 @@ class MediaEngine:
         room = self._rooms.get(room_id)
         if room is not None:
             room.set_audible(user_ids)
+
+    def play(self, room_id: str, cue: MusicCue | None) -> None:
+        """DJ mode: what the room's own deck plays into the mix (``None``: nothing)."""
+        room = self._rooms.get(room_id)
+        if room is not None:
+            room.play(cue)
 
     async def drop_user(self, room_id: str, user_id: str) -> None:
         room = self._rooms.get(room_id)

@@ -6,6 +6,9 @@ mix** every listener hears. Each speaker hears the **mix-minus**: the same sum w
 frame, so nobody hears themself an instant late. Speaking levels (dBov, RFC 6464's scale:
 0 loudest, -127 silence) come from the PCM already at hand.
 
+The room's own music (DJ mode) is one more input: in every mix — speakers hear it too — but it
+is nobody's voice, so it has no speaking level and no mix-minus of its own.
+
 Audio is 48 kHz mono, 960 samples (20 ms) per frame.
 """
 
@@ -54,22 +57,26 @@ def mix(
     frames: Mapping[str, Pcm],
     audible: Iterable[str],
     listeners_on_stage: Iterable[str] = (),
+    music: Pcm | None = None,
 ) -> Mix:
     """Mix one tick.
 
     ``frames``: the latest frame of each source that has one. ``audible``: the sources that are
-    in the mix now (unmuted speakers, a playing DJ source); a source absent from it is out of
+    in the mix now (unmuted speakers); a source absent from it is out of
     every mix, whatever it sends. ``listeners_on_stage``: who gets a mix-minus (every speaker,
-    muted or not — a muted speaker still hears the room).
+    muted or not — a muted speaker still hears the room). ``music``: the room's playlist this
+    tick, already ducked, or ``None``.
     """
     total = np.zeros(FRAME_SAMPLES, dtype=np.int32)
+    if music is not None:
+        _check("music", music)
+        total += music
     included: dict[str, Pcm] = {}
     for source in audible:
         frame = frames.get(source)
         if frame is None:
             continue  # late or silent: never wait for it
-        if frame.shape != (FRAME_SAMPLES,):
-            raise ValueError(f"{source}: expected {FRAME_SAMPLES} samples, got {frame.shape}")
+        _check(source, frame)
         included[source] = frame
         total += frame
     program = _clip(total)
@@ -79,6 +86,11 @@ def mix(
     }
     levels = {source: dbov(frame) for source, frame in included.items()}
     return Mix(program, minus, levels)
+
+
+def _check(source: str, frame: Pcm) -> None:
+    if frame.shape != (FRAME_SAMPLES,):
+        raise ValueError(f"{source}: expected {FRAME_SAMPLES} samples, got {frame.shape}")
 
 
 def _clip(total: npt.NDArray[np.int32]) -> Pcm:

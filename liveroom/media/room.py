@@ -2,8 +2,10 @@
 
 Every 20 ms the mixer takes one frame from each audible speaker's small buffer (none → silence;
 it never waits), mixes, encodes the program mix **once** into the program feed that every
-listener's sender reads, and encodes one mix-minus per stage member (≤ 13). Everything this
-object starts — peer connections, the inbound readers, the clock — it also stops.
+listener's sender reads, and encodes one mix-minus per stage member (≤ 13). In DJ mode the
+room's deck adds the playlist's music, decoded ahead by its own thread and ducked while someone
+speaks. Everything this object starts — peer connections, the inbound readers, the decks, the
+clock — it also stops.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
 from liveroom.errors import Gone, Invalid
+from liveroom.media.deck import Deck, MusicCue
+from liveroom.media.ducking import Ducker
 from liveroom.media.feed import FeedTrack, PacketFeed
 from liveroom.media.ice import rtc_configuration
 from liveroom.media.mixer import FRAME_MS, FRAME_SAMPLES, Mix, Pcm, mix
@@ -60,10 +64,17 @@ class MixerStats:
 
 
 class RoomMedia:
-    def __init__(self, room_id: str, ice_urls: list[str], on_levels: LevelsSink) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        ice_urls: list[str],
+        on_levels: LevelsSink,
+        now_ms: Callable[[], int],
+    ) -> None:
         self.room_id = room_id
         self._ice_urls = ice_urls
         self._on_levels = on_levels
+        self._now_ms = now_ms
         self.peers: dict[str, Peer] = {}
         self.audible: frozenset[str] = frozenset()
         self.stats = MixerStats()
@@ -74,6 +85,13 @@ class RoomMedia:
         self._epochs: dict[str, int] = {}  # bumped when a user is dropped from outside
         self.closed = False
         self._clock: asyncio.Task[None] | None = None
+        self.deck: Deck | None = None
+        """The music playing (or cued to start at ``_deck_at``), DJ mode only."""
+        self._deck_at = 0
+        self._cue: MusicCue | None = None
+        self._retired: list[Deck] = []  # stopped, their threads ending
+        self._ducker = Ducker()
+        self._levels: Mapping[str, float] = {}  # the speakers' last tick, for ducking
 
     # --- the boundary -----------------------------------------------------------------------
 
@@ -145,6 +163,29 @@ class RoomMedia:
             raise Gone("no longer in the room")
         return pc.localDescription.sdp, pc.localDescription.type
 
+    def play(self, cue: MusicCue | None) -> None:
+        """The room's music from the next tick on (``None``: none). The same cue again changes
+        nothing; a cue whose start has passed starts now, from where it would be by now. Never
+        blocks: the old deck is only told to stop."""
+        if cue == self._cue or self.closed:
+            return
+        self._cue = cue
+        self._retire_deck()
+        if cue is None:
+            return
+        now = self._now_ms()
+        position = cue.position_s + max(0, now - cue.at) / 1000
+        deck = Deck(cue.path)
+        deck.cue(position)
+        self.deck, self._deck_at = deck, max(cue.at, now)
+
+    def _retire_deck(self) -> None:
+        deck, self.deck = self.deck, None
+        if deck is not None:
+            deck.stop()
+            self._retired.append(deck)
+        self._retired = [d for d in self._retired if d.decoding]
+
     def set_audible(self, user_ids: frozenset[str]) -> None:
         """Who is in the mix from the next tick: unmuted stage members."""
         self.audible = user_ids
@@ -195,6 +236,10 @@ class RoomMedia:
         for user_id in list(self.peers):
             await self.drop(user_id)
         self.program.close()
+        self._retire_deck()
+        for deck in self._retired:
+            await asyncio.to_thread(deck.close)
+        self._retired.clear()
 
     # --- inside -----------------------------------------------------------------------------
 
@@ -244,7 +289,13 @@ class RoomMedia:
                 if user_id in self.audible:
                     frames[user_id] = frame
         stage = [u for u, p in self.peers.items() if p.publishing]
-        result = mix(frames, self.audible, stage)
+        music = None
+        if self.deck is not None and self._now_ms() >= self._deck_at:
+            decoded = self.deck.next_frame()
+            if decoded is not None:  # ducked by how loud the speakers were a tick ago
+                music = self._ducker.apply(decoded, self._levels)
+        result = mix(frames, self.audible, stage, music)
+        self._levels = result.levels
         pts = tick * FRAME_SAMPLES
         packet = self._program_encoder.encode(result.program, pts)
         if packet is not None:

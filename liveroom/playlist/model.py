@@ -394,3 +394,23 @@ def start_later(playlist: Playlist, deadline: int) -> Playlist:
     if not p.playing or p.at >= deadline:
         return playlist
     return replace(playlist, playback=replace(p, at=deadline))
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMusic:
+    """What DJ mode plays into the room's audio: an uploaded file, from ``position_s`` at
+    ``at``."""
+
+    item_id: str
+    media_id: str
+    position_s: float
+    at: int
+
+
+def room_music(playlist: Playlist) -> RoomMusic | None:
+    """The current item while it plays, when it is a file on this server (a link plays only in
+    the members' own players)."""
+    item, playback = playlist.current, playlist.playback
+    if item is None or item.media_id is None or not playback.playing:
+        return None
+    return RoomMusic(item.id, item.media_id, playback.position_s, playback.at)

@@ -4,7 +4,7 @@ one broadcast each). A ticker moves rooms on when a playing item of known length
 
 Starts are scheduled ahead so everyone starts together: ``at = now + max(2 × the highest round
 trip reported by a member's socket, 500 ms)`` (clients report their round trip with
-``time:sync``).
+``time:sync``). In DJ mode nobody's player is waited for: the room's deck is the only one.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from liveroom.clock import Clock
 from liveroom.errors import Gone, NotFound
 from liveroom.permissions import STAFF, playlist_controllers
 from liveroom.playlist import model
+from liveroom.playlist.dj import DjBooth, plays_in_the_room
 from liveroom.playlist.model import Actor, Item, Playlist, PlaylistLimits
 from liveroom.playlist.store import SqlPlaylistStore
 from liveroom.rooms import model as stage_model
@@ -95,6 +96,7 @@ class PlaylistService:
         limits: PlaylistLimits,
         round_trips: RoundTrips,
         ready_timeout_ms: int = 5000,
+        booth: DjBooth | None = None,
     ) -> None:
         self._store = store
         self._rooms = rooms
@@ -103,6 +105,7 @@ class PlaylistService:
         self.limits = limits
         self.round_trips = round_trips
         self.ready_timeout_ms = ready_timeout_ms
+        self._booth = booth
         self._players: dict[str, dict[str, str | None]] = {}
         """Per room, who plays along (reported ``playlist:ready``) and the item they have ready."""
         self._versions: dict[str, int] = {}
@@ -206,7 +209,10 @@ class PlaylistService:
         """A new item waits for its players (up to the ready timeout) unless nobody plays along
         or all of them already have it; a seek or a pause and play during that wait keeps
         waiting for the same deadline."""
-        if self.ready_timeout_ms <= 0 or self._all_ready(room_id, new):
+        state = self._rooms.get(room_id)
+        if state is None or plays_in_the_room(state) or self.ready_timeout_ms <= 0:
+            return new
+        if self._all_ready(room_id, new):
             return new
         now = self._clock.now_ms()
         held = old.playback
@@ -246,7 +252,14 @@ class PlaylistService:
         for item in old.items:
             if item.id not in kept:
                 self._room_of.pop(item.id, None)
+        self._follow(new.room_id)
         self._tasks.spawn(self._tell(new, items=new.items != old.items))
+
+    def _follow(self, room_id: str) -> None:
+        """DJ mode: the room's deck plays what the playlist now says."""
+        state, playlist = self._rooms.get(room_id), self._playlists.get(room_id)
+        if self._booth is not None and state is not None and playlist is not None:
+            self._booth.follow(state, playlist)
 
     async def _tell(self, playlist: Playlist, *, items: bool) -> None:
         state = self._rooms.get(playlist.room_id)
@@ -330,6 +343,7 @@ class PlaylistService:
             return
         if state.id not in self._playlists:
             return
+        self._follow(state.id)  # the host may have switched DJ mode on or off
         for event in events:  # staff see suggestions: a new view for whoever gained or lost it
             if isinstance(event, RoleChanged) and (event.old_role in STAFF) != (
                 event.new_role in STAFF

@@ -6,16 +6,15 @@ profile; its microphone loops a WAV file, a sine of a chosen pitch or silence. D
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
-import wave
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-import numpy as np
 import pytest
 from playwright.async_api import (
     BrowserContext,
@@ -29,6 +28,7 @@ from playwright.async_api import (
 
 from liveroom.app import RunningServer
 from tests.conftest import need_service
+from tests.hearing import tones, wav
 from tests.peers import Peers
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -55,14 +55,8 @@ CHROMIUM_FLAGS = [
 
 def tone_wav(path: Path, hz: int, seconds: float = 4.0) -> Path:
     """A 48 kHz mono 16-bit PCM sine at half full scale (``hz=0``: silence); Chromium loops it."""
-    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    pcm = np.round(0.5 * 32767 * np.sin(2 * np.pi * hz * t)).astype("<i2")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(pcm.tobytes())
+    path.write_bytes(wav(tones([(hz, seconds)])))
     return path
 
 
@@ -199,3 +193,28 @@ async def sign_in_with_token(p: Participant, token: str) -> None:
 async def sign_in_as_guest(p: Participant, name: str) -> None:
     await p.page.get_by_label("Display name").fill(name)
     await p.page.get_by_role("button", name="Continue").click()
+
+
+async def audio_stats(p: Participant) -> dict[str, Any]:
+    stats: dict[str, Any] = await p.page.evaluate(
+        "() => window.liveroom.view?.audio?.stats() ?? null"
+    )
+    return stats or {}
+
+
+async def until_hearing(p: Participant, timeout: float = 30) -> dict[str, Any]:
+    """getStats of the room's connection until audio arrives and is loud: packets received,
+    totalAudioEnergy rising between two looks, audioLevel over 0.05."""
+    previous = 0.0
+    async with asyncio.timeout(timeout):
+        while True:
+            inbound = (await audio_stats(p)).get("inbound") or {}
+            energy = inbound.get("totalAudioEnergy", 0.0)
+            if (
+                inbound.get("packetsReceived", 0) >= 50
+                and energy > previous > 0
+                and inbound.get("audioLevel", 0.0) > 0.05
+            ):
+                return inbound
+            previous = energy
+            await asyncio.sleep(0.5)

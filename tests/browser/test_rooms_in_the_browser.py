@@ -5,7 +5,6 @@ before leaving ends it. Screenshots of each view are saved as artifacts."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,13 @@ from playwright.async_api import expect
 from liveroom.app import SIGNALING, SIO, RunningServer
 from liveroom.client.audio import AudioSession
 from liveroom.media.mixer import SAMPLE_RATE
-from tests.browser.conftest import Launch, Participant, sign_in_as_guest, sign_in_with_token
+from tests.browser.conftest import (
+    Launch,
+    audio_stats,
+    sign_in_as_guest,
+    sign_in_with_token,
+    until_hearing,
+)
 from tests.conftest import make_token
 from tests.hearing import band, until_heard
 from tests.peers import Peers
@@ -32,31 +37,6 @@ RECORD_CALLS_JS = """() => {
   window.calls = [];
   c.call = (event, ...rest) => { window.calls.push(event); return call(event, ...rest); };
 }"""
-
-
-async def audio_stats(p: Participant) -> dict[str, Any]:
-    stats: dict[str, Any] = await p.page.evaluate(
-        "() => window.liveroom.view?.audio?.stats() ?? null"
-    )
-    return stats or {}
-
-
-async def until_hearing(p: Participant, timeout: float = 30) -> dict[str, Any]:
-    """getStats of the room's connection until audio arrives and is loud: packets received,
-    totalAudioEnergy rising between two looks, audioLevel over 0.05."""
-    previous = 0.0
-    async with asyncio.timeout(timeout):
-        while True:
-            inbound = (await audio_stats(p)).get("inbound") or {}
-            energy = inbound.get("totalAudioEnergy", 0.0)
-            if (
-                inbound.get("packetsReceived", 0) >= 50
-                and energy > previous > 0
-                and inbound.get("audioLevel", 0.0) > 0.05
-            ):
-                return inbound
-            previous = energy
-            await asyncio.sleep(0.5)
 
 
 async def heard_after(session: AudioSession, seconds: float = 3.0) -> Any:

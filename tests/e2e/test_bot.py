@@ -17,26 +17,16 @@ from liveroom.client.bot import BotPlan, run_bot
 from liveroom.media.mixer import SAMPLE_RATE
 from liveroom.rooms.presence import Member
 from tests.conftest import TEST_SECRET, make_token
-from tests.hearing import band
+from tests.hearing import band, tones, wav
 
 TONE_HZ = 523
-
-
-def tone_wav(path: Path, seconds: float) -> None:
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    pcm = (7000 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.int16)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(pcm.tobytes())
 
 
 async def test_a_bot_plays_a_file_that_the_cli_bot_records(
     audio_server: RunningServer, tmp_path: Path
 ) -> None:
     song, heard = tmp_path / "tone.wav", tmp_path / "heard.wav"
-    tone_wav(song, 12)
+    song.write_bytes(wav(tones([(TONE_HZ, 12)], amplitude=0.2)))
     host = await LiveroomClient.connect(audio_server.url, make_token("artist", host=True))
     room_id = (await host.request("room:create", {"title": "Bots"}))["room"]["id"]
     await host.request("room:join", {"room_id": room_id})

@@ -4,14 +4,11 @@ its rules, the timer, uploads probed by PyAV, and a restart."""
 from __future__ import annotations
 
 import asyncio
-import io
 import time
-import wave
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 import aiohttp
-import numpy as np
 import pytest
 
 from liveroom.app import RunningServer, start_server
@@ -19,7 +16,8 @@ from liveroom.client import CallFailed, LiveroomClient
 from liveroom.client.player import PlaylistFollower, wall_ms
 from liveroom.config import Config
 from tests.conftest import make_token
-from tests.peers import Peers
+from tests.hearing import tones, wav
+from tests.peers import Peers, upload
 
 SONG = "https://example.test/song.mp3"
 
@@ -124,24 +122,7 @@ async def test_the_queue_suggestions_vote_skip_and_the_timer(peers: Peers) -> No
 
 
 def wav_bytes(seconds: float) -> bytes:
-    pcm = (8000 * np.sin(2 * np.pi * 440 * np.arange(int(48000 * seconds)) / 48000)).astype("<i2")
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(48000)
-        w.writeframes(pcm.tobytes())
-    return out.getvalue()
-
-
-async def upload(
-    http: aiohttp.ClientSession, url: str, room_id: str, token: str, name: str, body: bytes
-) -> aiohttp.ClientResponse:
-    form = aiohttp.FormData()
-    form.add_field("file", body, filename=name, content_type="application/octet-stream")
-    return await http.post(
-        f"{url}/api/rooms/{room_id}/media", data=form, headers={"Authorization": f"Bearer {token}"}
-    )
+    return wav(tones([(440, seconds)], amplitude=0.25))
 
 
 async def test_uploads_are_probed_and_limited(config: Config) -> None:

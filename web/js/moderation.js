@@ -139,6 +139,10 @@ export class ModerationPanel {
       host: "Hosts and moderators control it; others suggest",
       open: "Everyone on stage controls it",
     });
+    const playlistOutput = setting("playlist_output", {
+      clients: "In each member's own player",
+      room: "In the room's audio (DJ mode, for uploaded files)",
+    });
     const returns = h("input", { type: "checkbox", name: "qa_return_to_audience", checked: room.settings.qa_return_to_audience });
     const save = h("button", { type: "submit" }, "Save");
     const settings = h(
@@ -156,6 +160,7 @@ export class ModerationPanel {
               on_host_leave: onLeave.value,
               qa_mode: qaMode.value,
               playlist_mode: playlistMode.value,
+              playlist_output: playlistOutput.value,
               qa_return_to_audience: returns.checked,
             },
           });
@@ -165,6 +170,7 @@ export class ModerationPanel {
         field("When the host leaves", onLeave),
         field("Questions in this room", qaMode),
         field("Playlist", playlistMode),
+        field("Where the playlist plays", playlistOutput, "DJ mode: the server plays uploads into the room, ducked while someone speaks"),
         h("label", { class: "toggle" }, returns, "A fan brought on stage for a question returns to the audience when it is answered"),
         save,
       ),

@@ -1,6 +1,8 @@
 // The room's shared playlist: the queue, adding (a link, or an upload for staff), suggestions
 // for staff to approve, vote-skip, and a player kept in step with the room by the drift rules
-// of sync.js (the server's playback is the truth; this player only follows it).
+// of sync.js (the server's playback is the truth; this player only follows it). In DJ mode
+// (`playlist_output: room`) the server mixes uploaded items into the room's audio: this player
+// stays silent and the panel says the music is playing in the room.
 
 import { h, keyed, show } from "./dom.js";
 import { actionButton, actionForm, busy, field } from "./forms.js";
@@ -31,6 +33,7 @@ export class PlaylistPanel {
     // Tell the room this player has the item: a new item's start waits (briefly) for players.
     this.player.addEventListener("canplay", () => this.#reportReady());
     this.title = h("p", { class: "now-title" }, "Nothing queued yet");
+    this.onAir = h("p", { class: "on-air", hidden: true }, h("span", { class: "live-dot", "aria-hidden": "true" }), "Playing in the room: everyone hears it in the room's audio");
     this.time = h("span", { class: "now-time" });
     this.seekBar = h("input", { type: "range", min: 0, max: 0, step: 1, "aria-label": "Position" });
     this.seekBar.addEventListener("change", () =>
@@ -69,6 +72,7 @@ export class PlaylistPanel {
       this.#follow();
     });
     const muted = h("input", { type: "checkbox", onchange: () => (this.player.muted = muted.checked) });
+    this.muteToggle = h("label", { class: "toggle" }, muted, "Mute playlist");
     this.queue = h("ol", { class: "queue-list", "aria-label": "Up next" });
     this.suggestions = h("ul", { class: "queue-list", "aria-label": "Suggestions" });
     this.suggestionsBlock = h("div", { class: "stack" }, h("h3", {}, "Suggestions"), this.suggestions);
@@ -83,8 +87,9 @@ export class PlaylistPanel {
         { class: "now-playing", role: "group", "aria-label": "Now playing" },
         this.player,
         this.title,
+        this.onAir,
         h("div", { class: "row now-row" }, this.time, this.seekBar),
-        h("div", { class: "row" }, this.controls, this.skipButton, this.unblock, h("label", { class: "toggle" }, muted, "Mute playlist")),
+        h("div", { class: "row" }, this.controls, this.skipButton, this.unblock, this.muteToggle),
       ),
       this.empty,
       this.queue,
@@ -113,6 +118,12 @@ export class PlaylistPanel {
   update(room) {
     this.room = room;
     this.#render();
+    this.#follow(); // DJ mode may have been switched on or off
+  }
+
+  /** DJ mode and an uploaded item: the room's audio carries it, not this player. */
+  #playsInRoom(item) {
+    return (this.room ?? this.view.room)?.settings?.playlist_output === "room" && Boolean(item?.media_id);
   }
 
   get controller() {
@@ -146,6 +157,7 @@ export class PlaylistPanel {
   #reportReady() {
     const itemId = this.srcItem;
     if (!itemId || this.readyFor === itemId || itemId !== this.playback?.item_id) return;
+    if (this.#playsInRoom(this.items.find((i) => i.id === itemId))) return;
     this.readyFor = itemId;
     this.view.connection
       .call("playlist:ready", { room_id: this.view.roomId, item_id: itemId, ready: true })
@@ -167,6 +179,12 @@ export class PlaylistPanel {
     const item = playback && this.items.find((i) => i.id === playback.item_id);
     if (!item) {
       if (!this.player.paused) this.player.pause();
+      return;
+    }
+    if (this.#playsInRoom(item)) {
+      if (!this.player.paused) this.player.pause();
+      show(this.unblock, false);
+      this.#showTime(roomPosition(playback, this.clock.now()), item.duration_s);
       return;
     }
     const src = new URL(item.url, location.href).href;
@@ -223,6 +241,9 @@ export class PlaylistPanel {
     const current = playback && this.items.find((i) => i.id === playback.item_id);
     const controller = this.controller;
     this.title.textContent = current ? current.title : "Nothing queued yet";
+    const inRoom = this.#playsInRoom(current);
+    show(this.onAir, inRoom && Boolean(playback?.playing));
+    show(this.muteToggle, !inRoom);
     this.seekBar.max = String(Math.floor(current?.duration_s ?? 0));
     this.seekBar.disabled = !controller || !current?.duration_s;
     show(this.controls, controller);
