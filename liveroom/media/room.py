@@ -278,8 +278,16 @@ class RoomMedia:
                 lost = int(-delay // TICK_S)
                 self.stats.late_ticks += lost
                 tick += lost
+                self._skip_music(lost)
                 delay = started + tick * TICK_S - loop.time()
             await asyncio.sleep(max(0.0, delay))
+
+    def _skip_music(self, ticks: int) -> None:
+        """The music keeps time with the room's clock: lost ticks skip its frames too, or it
+        would fall behind ``playlist:state`` and be cut short at the item's end."""
+        if self.deck is not None and self._now_ms() >= self._deck_at:
+            for _ in range(ticks):
+                self.deck.next_frame()
 
     def _tick(self, tick: int) -> Mix:
         frames = {}

@@ -87,3 +87,23 @@ async def test_cues_are_idempotent_and_a_late_cue_catches_up(tmp_path: Path) -> 
     finally:
         await room.close()
     assert not deck.decoding
+
+
+async def test_the_music_keeps_time_when_the_loop_stalls(tmp_path: Path) -> None:
+    song = tmp_path / "song.wav"
+    song.write_bytes(wav(tones([(440, 20.0)])))
+    room = RoomMedia("r1", [], lambda _room, _levels: None, CLOCK.now_ms)
+    room.start()
+    try:
+        room.play(MusicCue("item", song, 0.0, CLOCK.now_ms()))
+        deck = room.deck
+        assert deck is not None
+        await asyncio.sleep(0.5)
+        time.sleep(0.3)  # noqa: ASYNC251 -- on purpose: a stalled event loop, ~15 ticks lost
+        await asyncio.sleep(0.5)
+        assert room.stats.late_ticks >= 10
+        # Every tick, played or lost, took its 20 ms of music: no lag behind the playlist.
+        taken = deck.stats.frames + deck.stats.underruns
+        assert abs(taken - (room.stats.ticks + room.stats.late_ticks)) <= 2
+    finally:
+        await room.close()
