@@ -36,6 +36,7 @@ from liveroom.qa.service import QaService
 from liveroom.qa.store import SqlQaStore
 from liveroom.ratelimit import RateLimits
 from liveroom.rooms.api import RoomsApi
+from liveroom.rooms.fanout import Emitter, room_channel
 from liveroom.rooms.participation import ParticipationLog
 from liveroom.rooms.presence import Presence
 from liveroom.rooms.service import RoomsConfig, RoomService
@@ -48,6 +49,12 @@ from liveroom.signaling import rooms as room_events
 from liveroom.signaling.dispatch import Signaling
 from liveroom.signaling.registry import EventRegistry
 from liveroom.signaling.transport import LiveroomSocketServer
+from liveroom.stats.api import RankingsApi
+from liveroom.stats.listening import ListenerCounting
+from liveroom.stats.model import RecordBroken
+from liveroom.stats.rankings import SqlRankings
+from liveroom.stats.service import StatsConfig, StatsService
+from liveroom.stats.store import SqlStatsStore
 from liveroom.users.service import UserDirectory
 from liveroom.users.store import SqlUserStore
 
@@ -65,6 +72,7 @@ REGISTRY = web.AppKey("registry", EventRegistry)
 SIGNALING = web.AppKey("signaling", Signaling)
 ROOMS = web.AppKey("rooms", RoomService)
 AUDIO = web.AppKey("audio", StageAudio)
+STATS = web.AppKey("stats", StatsService)
 QA = web.AppKey("qa", QaService)
 PLAYLISTS = web.AppKey("playlists", PlaylistService)
 
@@ -158,6 +166,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     )
     rooms.observers.append(playlists)
 
+    stats = _listener_stats(config, sessions, clock, sio, rooms)
+
     on_join = (qa.joined, playlists.joined)
     media_info = _media_info(config, clock)
     room_events.register(registry, rooms, limits, audio, media_info, qa, on_join)
@@ -170,6 +180,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
 
     PlatformApi(tokens, limits, config.guests).add_routes(app)
     RoomsApi(rooms).add_routes(app)
+    RankingsApi(SqlRankings(sessions), clock).add_routes(app)
     QaApi(qa, rooms, tokens).add_routes(app)
     MediaApi(
         playlist_store,
@@ -187,11 +198,42 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app[CONFIG], app[CLOCK], app[TOKENS], app[LIMITS] = config, clock, tokens, limits
     app[ENGINE], app[SESSIONS], app[USERS] = engine, sessions, users
     app[SIO], app[REGISTRY], app[SIGNALING], app[ROOMS] = sio, registry, signaling, rooms
-    app[AUDIO], app[QA], app[PLAYLISTS] = audio, qa, playlists
+    app[AUDIO], app[QA], app[PLAYLISTS], app[STATS] = audio, qa, playlists, stats
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_close_sockets)
     return app
+
+
+def _listener_stats(
+    config: Config,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    emitter: Emitter,
+    rooms: RoomService,
+) -> StatsService:
+    """Listener counts and records, fed by the rooms' joins, leaves, starts and ends."""
+    stats = StatsService(
+        SqlStatsStore(sessions),
+        clock,
+        StatsConfig(sample_interval_s=config.stats_sample_interval_s, grace_s=config.stats_grace_s),
+        on_record=lambda room_id, broken: _tell_record(emitter, room_id, broken),
+    )
+    counting = ListenerCounting(stats, rooms.presence)
+    rooms.observers.append(counting)
+    rooms.first_joins.append(counting.first_join)
+    return stats
+
+
+async def _tell_record(emitter: Emitter, room_id: str, broken: RecordBroken) -> None:
+    """``room:record``: the room just passed the all-time record (or its host's own)."""
+    payload = {
+        "room_id": room_id,
+        "metric": broken.metric,
+        "value": broken.value,
+        "scope": broken.scope,
+    }
+    await emitter.emit("room:record", payload, room=room_channel(room_id))
 
 
 async def _forget_round_trip(round_trips: RoundTrips, sid: str) -> None:
@@ -250,6 +292,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     app[USERS].start()
+    app[STATS].start()  # before the rooms: restored live rooms count on
     await app[ROOMS].start()
     app[AUDIO].start()
     await app[QA].start()
@@ -259,6 +302,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     await app[QA].stop()
     await app[PLAYLISTS].stop()
     await app[AUDIO].stop()
+    await app[STATS].stop()
     await app[USERS].stop()
 
 

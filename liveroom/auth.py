@@ -75,6 +75,28 @@ def normalise_market(market: str) -> str:
     return code
 
 
+def accept_language_region(header: str | None) -> str | None:
+    """The market a browser's ``Accept-Language`` points to: the region of its most preferred
+    tag that has one (``ko-KR,ko;q=0.9`` → ``KR``; ``en`` alone → none; UN M.49 areas such as
+    ``es-419`` are not markets). Bounded work whatever the header's length."""
+    if not header:
+        return None
+    best: tuple[float, int, str] | None = None
+    for n, part in enumerate(header[:512].split(",")[:16]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        subtags = tag.strip().split("-")
+        region = next((t.upper() for t in subtags[1:] if _MARKET.match(t.upper())), None)
+        if region is not None and quality > 0 and (best is None or quality > best[0]):
+            best = (quality, n, region)
+    return best[2] if best else None
+
+
 class TokenService:
     """Signs and verifies tokens with the server's secret."""
 

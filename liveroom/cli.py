@@ -16,10 +16,13 @@ from liveroom.auth import Grants, Identity, TokenService, clean_name, normalise_
 from liveroom.client import CallFailed, Refused
 from liveroom.clock import SystemClock
 from liveroom.config import Config, add_arguments, load_config
-from liveroom.db.migrate import head_revision, upgrade
-from liveroom.db.session import create_engine
+from liveroom.db.migrate import current_revision, head_revision, upgrade
+from liveroom.db.session import create_engine, session_factory
 from liveroom.errors import LiveroomError
 from liveroom.ratelimit import render_limits_doc
+from liveroom.stats.model import Metric
+from liveroom.stats.queries import Period, parse_rankings
+from liveroom.stats.rankings import SqlRankings, render_rooms
 
 logger = logging.getLogger("liveroom")
 
@@ -50,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="apply migrations up to the current schema")
     add_arguments(up, only={"data_dir", "database_url", "log_level"})
+
+    rankings = sub.add_parser("rankings", help="print the most listened rooms as a table")
+    add_arguments(rankings, only={"data_dir", "database_url", "log_level"})
+    rankings.add_argument("--metric", choices=[m.value for m in Metric], default="peak")
+    rankings.add_argument("--period", choices=[p.value for p in Period], default="all")
+    rankings.add_argument("--market", help="listeners from this market only (ISO 3166 alpha-2)")
+    rankings.add_argument("--host", dest="host_id", help="this host's rooms only (user id)")
+    rankings.add_argument("--limit", type=int, default=20, help="how many rooms (1–100)")
 
     bot = sub.add_parser("bot", help="a scripted member: play a file into a room, or record it")
     bot.add_argument("--server", required=True, help="e.g. http://127.0.0.1:8080")
@@ -96,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "token":
             print(_token(config, args))
             return 0
+        if args.command == "rankings":
+            return asyncio.run(_rankings(config, args))
         return asyncio.run(_db_upgrade(config))
     except (LiveroomError, ValueError) as e:  # bad input or configuration: say it plainly
         print(f"liveroom: {e}", file=sys.stderr)
@@ -144,6 +157,22 @@ async def _db_upgrade(config: Config) -> int:
     finally:
         await engine.dispose()
     print(f"database at {head_revision()}")
+    return 0
+
+
+async def _rankings(config: Config, args: argparse.Namespace) -> int:
+    """The same query as ``GET /api/rankings``, read straight from the database."""
+    params = {"metric": args.metric, "period": args.period, "limit": str(args.limit)}
+    params |= {k: v for k, v in (("market", args.market), ("host", args.host_id)) if v}
+    query = parse_rankings(params)
+    engine = create_engine(config.effective_database_url)
+    try:
+        if await current_revision(engine) is None:
+            raise ValueError("the database has no schema yet: run `liveroom db upgrade`")
+        ranks = await SqlRankings(session_factory(engine)).rooms(query, SystemClock().now_ms())
+    finally:
+        await engine.dispose()
+    print(render_rooms(ranks, query.metric) if ranks else "no rooms in this period")
     return 0
 
 

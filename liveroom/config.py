@@ -56,6 +56,8 @@ class Config:
     playlist_ready_timeout_s: float = 5.0
     qa_gravity: float = 1.8
     shutdown_timeout_s: float = 5.0
+    stats_sample_interval_s: float = 10.0
+    stats_grace_s: float = 10.0
 
     @property
     def effective_database_url(self) -> str:
@@ -213,6 +215,18 @@ OPTIONS: tuple[Option, ...] = (
         "playlist_ready_timeout_s",
         "--playlist-ready-timeout",
         "seconds a new playlist item waits for players to load it (0: no wait)",
+        float,
+    ),
+    Option(
+        "stats_sample_interval_s",
+        "--stats-sample-interval",
+        "seconds between listener-count samples (and the batched writes of the counts)",
+        float,
+    ),
+    Option(
+        "stats_grace_s",
+        "--stats-grace",
+        "seconds a listener may be gone and come back as the same presence",
         float,
     ),
     Option(

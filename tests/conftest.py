@@ -82,10 +82,11 @@ def make_token(
     admin: bool = False,
     verified: bool = False,
     market: str | None = None,
+    guest: bool = False,
     ttl_s: int = 3600,
     secret: str = TEST_SECRET,
 ) -> str:
-    identity = Identity(user_id, name or user_id, verified, market, Grants(host, admin))
+    identity = Identity(user_id, name or user_id, verified, market, Grants(host, admin), guest)
     return TokenService(secret, SystemClock(), ttl_s).issue(identity, ttl_s)
 
 

@@ -8,7 +8,7 @@ import json
 import jwt
 import pytest
 
-from liveroom.auth import Grants, Identity, TokenService
+from liveroom.auth import Grants, Identity, TokenService, accept_language_region
 from liveroom.errors import Invalid, Unauthorized
 from tests.conftest import TEST_SECRET
 from tests.fakes import FakeClock
@@ -121,3 +121,23 @@ def test_guest_names_are_checked(tokens: TokenService, name: str) -> None:
 def test_operator_ids_may_not_pose_as_guests(tokens: TokenService) -> None:
     with pytest.raises(Invalid):
         tokens.issue(Identity("g_123", "x"), 60)
+
+
+@pytest.mark.parametrize(
+    ("header", "region"),
+    [
+        ("ko-KR,ko;q=0.9,en-US;q=0.8", "KR"),
+        ("en,fr-FR;q=0.5", "FR"),  # the first tag has no region: the best one that does
+        ("en-US;q=0.2,pt-BR;q=0.9", "BR"),  # by quality, not order
+        ("zh-Hant-TW", "TW"),  # a script subtag before the region
+        ("es-419", None),  # a UN M.49 area, not a market
+        ("en", None),
+        ("", None),
+        (None, None),
+        ("de-DE;q=0", None),  # q=0: not acceptable
+        ("xx-YY;q=abc", None),
+        ("a-" + "b" * 5000, None),  # bounded work
+    ],
+)
+def test_a_browsers_language_names_a_market(header: str | None, region: str | None) -> None:
+    assert accept_language_region(header) == region

@@ -77,13 +77,21 @@ class LiveroomClient:
 
     @classmethod
     async def connect(
-        cls, url: str, token: str, *, transports: list[str] | None = None, timeout: float = 10
+        cls,
+        url: str,
+        token: str,
+        *,
+        transports: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10,
     ) -> Self:
-        """Connect, or raise :class:`Refused` with the server's reason."""
+        """Connect, or raise :class:`Refused` with the server's reason. ``headers``: sent with
+        the connection (``Accept-Language`` gives a member without a market claim theirs)."""
         client = cls(url, token)
         try:
             await client.sio.connect(
                 url,
+                headers=headers or {},
                 auth={"token": token},
                 transports=transports or ["websocket"],
                 wait_timeout=timeout,

@@ -194,3 +194,7 @@ class MediaRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     uploaded_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+# Tables kept by their features' packages, registered on the same metadata (migrations, tests).
+from liveroom.stats import tables  # noqa: E402,F401

@@ -8,9 +8,12 @@ movable into its own worker process when signaling load would make mixer ticks l
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from liveroom.errors import Conflict
 from liveroom.media.deck import MusicCue
+from liveroom.media.hls import HlsPackager
 from liveroom.media.ice import loopback_only_candidates, use_loopback_candidates
 from liveroom.media.room import RoomMedia
 
@@ -33,16 +36,27 @@ class LevelWindow:
         self._rooms.pop(room_id, None)
 
 
+@dataclass(frozen=True, slots=True)
+class HlsSettings:
+    """Where each room's HLS goes (``directory/room_id``) and how it is cut."""
+
+    directory: Path
+    segment_s: float = 1.0
+    window: int = 6
+
+
 class MediaEngine:
     def __init__(
         self,
         ice_urls: Sequence[str],
         now_ms: Callable[[], int],
         *,
+        hls: HlsSettings | None = None,
         loopback_candidates: bool = False,
     ) -> None:
         self._ice_urls = list(ice_urls)
         self._now_ms = now_ms
+        self.hls = hls
         self._loopback = loopback_candidates
         self._rooms: dict[str, RoomMedia] = {}
         self.levels = LevelWindow()
@@ -50,17 +64,32 @@ class MediaEngine:
         # the next one made in the same process.
         use_loopback_candidates(loopback_candidates)
 
-    def open_room(self, room_id: str) -> None:
+    def open_room(self, room_id: str, *, recording: bool) -> None:
         if room_id not in self._rooms:
-            room = RoomMedia(room_id, self._ice_urls, self.levels.add, self._now_ms)
+            packager = None
+            if self.hls is not None:
+                packager = HlsPackager(
+                    room_id,
+                    self.hls.directory / room_id,
+                    segment_s=self.hls.segment_s,
+                    window=self.hls.window,
+                    recording=recording,
+                )
+            room = RoomMedia(room_id, self._ice_urls, self.levels.add, self._now_ms, packager)
             self._rooms[room_id] = room
             room.start()
 
-    async def close_room(self, room_id: str) -> None:
+    def set_recording(self, room_id: str, on: bool) -> None:
+        """From the next segment: keep every segment for the replay, or only the live window."""
+        room = self._rooms.get(room_id)
+        if room is not None and room.hls is not None:
+            room.hls.recording = on
+
+    async def close_room(self, room_id: str, *, ended: bool = True) -> None:
         room = self._rooms.pop(room_id, None)
         self.levels.forget(room_id)
         if room is not None:
-            await room.close()
+            await room.close(ended=ended)
 
     async def offer(
         self, room_id: str, user_id: str, sdp: str, kind: str, *, may_publish: bool
@@ -109,6 +138,15 @@ class MediaEngine:
     def open_rooms(self) -> int:
         return len(self._rooms)
 
+    def hls_troubles(self) -> dict[str, str]:
+        """Rooms whose HLS cannot write (a full or unwritable media dir), and what is wrong."""
+        return {
+            room_id: f"{room.hls.stats.write_errors} failed writes"
+            for room_id, room in self._rooms.items()
+            if room.hls is not None and not room.hls.stats.healthy
+        }
+
     async def close(self) -> None:
+        """The server is stopping: rooms stay live for its restart, so no HLS ends."""
         for room_id in list(self._rooms):
-            await self.close_room(room_id)
+            await self.close_room(room_id, ended=False)

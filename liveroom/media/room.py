@@ -26,6 +26,7 @@ from liveroom.errors import Gone, Invalid
 from liveroom.media.deck import Deck, MusicCue
 from liveroom.media.ducking import Ducker
 from liveroom.media.feed import FeedTrack, PacketFeed
+from liveroom.media.hls import HlsPackager
 from liveroom.media.ice import rtc_configuration
 from liveroom.media.mixer import FRAME_MS, FRAME_SAMPLES, Mix, Pcm, mix
 from liveroom.media.opus import OpusEncoder, to_pcm
@@ -70,8 +71,11 @@ class RoomMedia:
         ice_urls: list[str],
         on_levels: LevelsSink,
         now_ms: Callable[[], int],
+        hls: HlsPackager | None = None,
     ) -> None:
         self.room_id = room_id
+        self.hls = hls
+        """The program mix as HLS (and the room's recording), fed every tick."""
         self._ice_urls = ice_urls
         self._on_levels = on_levels
         self._now_ms = now_ms
@@ -226,7 +230,9 @@ class RoomMedia:
         await _stop_reader(peer)
         await peer.pc.close()
 
-    async def close(self) -> None:
+    async def close(self, *, ended: bool = True) -> None:
+        """Stop everything. ``ended``: the room is over, so its HLS ends and its recording
+        becomes the replay; otherwise (the server stopping) a restart carries on from it."""
         self.closed = True
         if self._clock is not None:
             self._clock.cancel()
@@ -240,6 +246,10 @@ class RoomMedia:
         for deck in self._retired:
             await asyncio.to_thread(deck.close)
         self._retired.clear()
+        if self.hls is not None:
+            if ended:
+                self.hls.finish()
+            await asyncio.to_thread(self.hls.close)
 
     # --- inside -----------------------------------------------------------------------------
 
@@ -279,6 +289,8 @@ class RoomMedia:
                 self.stats.late_ticks += lost
                 tick += lost
                 self._skip_music(lost)
+                if self.hls is not None:
+                    self.hls.skip(lost)
                 delay = started + tick * TICK_S - loop.time()
             await asyncio.sleep(max(0.0, delay))
 
@@ -305,6 +317,8 @@ class RoomMedia:
         result = mix(frames, self.audible, stage, music)
         self._levels = result.levels
         pts = tick * FRAME_SAMPLES
+        if self.hls is not None:
+            self.hls.push(result.program)
         packet = self._program_encoder.encode(result.program, pts)
         if packet is not None:
             self.program.publish(packet)

@@ -76,7 +76,8 @@ class StageAudio:
 
     def room_opened(self, state: RoomState) -> None:
         if state.status is RoomStatus.LIVE:
-            self.engine.open_room(state.id)
+            self.engine.open_room(state.id, recording=state.settings.recording)
+            self.engine.set_recording(state.id, state.settings.recording)
             self._set_audible(state)
 
     async def stage_changed(self, state: RoomState, events: Iterable[Any]) -> None:

@@ -95,6 +95,12 @@ def actor_of(identity: Identity) -> Actor:
     return Actor(identity.user_id, identity.name, identity.verified, identity.grants.admin)
 
 
+class FirstJoin(Protocol):
+    """Told when a user's first socket enters a room (listener counting)."""
+
+    def __call__(self, room_id: str, user_id: str, *, guest: bool, market: str | None) -> None: ...
+
+
 class RoomService:
     def __init__(
         self,
@@ -126,6 +132,7 @@ class RoomService:
         self._stopping = False
         self._ticker = Periodic("rooms-ticker", TICK_S, self.tick, clock)
         self.observers: list[StageObserver] = []
+        self.first_joins: list[FirstJoin] = []
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -259,11 +266,18 @@ class RoomService:
         return self.view_for(state, identity.user_id)
 
     async def join(
-        self, sid: str, identity: Identity, room_id: str, market: str | None
+        self,
+        sid: str,
+        identity: Identity,
+        room_id: str,
+        market: str | None,
+        region: str | None = None,
     ) -> dict[str, Any]:
+        """``market``: what the client asked for; ``region``: its browser's language region.
+        The token's market wins; a guest cannot choose its own (rankings per market must not be
+        gamed), so its market is at most its region."""
         actor = actor_of(identity)
-        # A guest cannot choose its own market (rankings per market must not be gamed).
-        market = identity.market or (None if identity.guest else market)
+        market = identity.market or (None if identity.guest else market) or region
         async with self._lock(room_id):
             state = self.state(room_id)
             if self.is_banned(state, identity.user_id):
@@ -291,6 +305,8 @@ class RoomService:
         if first:
             role = model.role_of(state, identity.user_id) or Role.LISTENER
             self._participation.joined(room_id, identity.user_id, role.value, market)
+            for hook in self.first_joins:
+                hook(room_id, identity.user_id, guest=identity.guest, market=market)
         await self._tell(state, events)
         view = self.view_for(state, identity.user_id, admin=identity.grants.admin)
         self._later(self._emit.emit("room:state", view, to=sid))

@@ -17,7 +17,7 @@ from typing import Any
 
 from socketio.exceptions import ConnectionRefusedError as SioConnectionRefused
 
-from liveroom.auth import Identity, TokenService
+from liveroom.auth import Identity, TokenService, accept_language_region
 from liveroom.errors import Internal, Invalid, LiveroomError, RateLimited, error_body
 from liveroom.permissions import authorize
 from liveroom.ratelimit import RateLimits
@@ -36,6 +36,8 @@ class Connection:
     sid: str
     identity: Identity
     remote: str | None
+    region: str | None = None
+    """From the browser's ``Accept-Language``: a market for whoever has no better one."""
     inflight: int = 0
 
 
@@ -73,6 +75,7 @@ class Signaling:
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         request = environ.get("aiohttp.request")
         remote = request.remote if request is not None else None
+        languages = request.headers.get("Accept-Language") if request is not None else None
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
             self._limits.hit("connects", f"ip:{remote}")
@@ -82,7 +85,7 @@ class Signaling:
         except LiveroomError as e:
             logger.info("refused connection %s from %s: %s", sid, remote, e.message)
             raise SioConnectionRefused(e.message) from None
-        self.connections[sid] = Connection(sid, identity, remote)
+        self.connections[sid] = Connection(sid, identity, remote, accept_language_region(languages))
         self._by_user.setdefault(identity.user_id, set()).add(sid)
         self._users.seen(identity)
         logger.debug("user %s connected as %s", identity.user_id, sid)
@@ -141,7 +144,7 @@ class Signaling:
                 is_self=subject.is_self,
                 granted_role=subject.granted_role,
             )
-            ctx = EventContext(conn.sid, conn.identity, subject, conn.remote)
+            ctx = EventContext(conn.sid, conn.identity, subject, conn.remote, conn.region)
             return await handler.run(ctx, payload)
         finally:
             conn.inflight -= 1

@@ -30,6 +30,7 @@ class EventContext:
     identity: Identity
     subject: Subject
     remote: str | None = None
+    region: str | None = None
 
 
 class Resolver(Protocol):

@@ -183,7 +183,7 @@ def register(
         return {"room": await rooms.create(ctx.identity, new)}
 
     async def join(ctx: EventContext, p: JoinRoom) -> Ack:
-        room = await rooms.join(ctx.sid, ctx.identity, p.room_id, p.market)
+        room = await rooms.join(ctx.sid, ctx.identity, p.room_id, p.market, ctx.region)
         reactions = list(rooms.config.reactions)
         for hook in on_join:  # what they send goes after this ack
             hook(ctx.sid, ctx.identity, p.room_id)

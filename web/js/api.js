@@ -43,6 +43,7 @@ async function request(method, path, body) {
 }
 
 export const api = {
+  get: (path) => request("GET", path),
   guestToken: (name) => request("POST", "/api/tokens", { name }),
   rooms: (status) => request("GET", `/api/rooms?status=${encodeURIComponent(status)}`),
   room: (id) => request("GET", `/api/rooms/${encodeURIComponent(id)}`),

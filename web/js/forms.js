@@ -51,3 +51,20 @@ export function actionButton(label, props, action) {
   button.addEventListener("click", () => busy(button, action));
   return button;
 }
+
+/**
+ * A group of pressed/unpressed buttons choosing one of `options` ({value: label}); `onChange`
+ * gets the chosen value. Returns the group element.
+ */
+export function choices(label, options, current, onChange) {
+  const group = h("div", { class: "row sort", role: "group", "aria-label": label });
+  for (const [value, text] of Object.entries(options)) {
+    const button = h("button", { class: "small ghost", "aria-pressed": String(value === current) }, text);
+    button.addEventListener("click", () => {
+      for (const b of group.children) b.setAttribute("aria-pressed", String(b === button));
+      onChange(value);
+    });
+    group.append(button);
+  }
+  return group;
+}

@@ -1,5 +1,5 @@
 // The composition root of the web client: the session, the connection and the views, switched
-// by the address (#/ home, #/signin, #/room/ID).
+// by the address (#/ home, #/signin, #/room/ID, #/rankings).
 
 import { Connection } from "./connection.js";
 import { h, fill } from "./dom.js";
@@ -7,6 +7,7 @@ import { HomeView } from "./home.js";
 import { confirmDialog } from "./moderation.js";
 import { notify } from "./notices.js";
 import { nameLabel } from "./people.js";
+import { RankingsView } from "./rankings.js";
 import { RoomView } from "./room.js";
 import { Session } from "./session.js";
 import { SignInView } from "./signin.js";
@@ -77,7 +78,8 @@ class App {
     const hash = location.hash || "#/";
     if (!hash.startsWith("#/") && this.view) return; // an in-page anchor, not a view
     const roomMatch = /^#\/room\/([^/?#]+)$/.exec(hash);
-    if (!this.session.signedIn && hash !== "#/" && !hash.startsWith("#/signin")) {
+    const open = hash === "#/" || hash.startsWith("#/signin") || hash === "#/rankings";
+    if (!this.session.signedIn && !open) {
       this.go(`#/signin?next=${encodeURIComponent(hash)}`);
       return;
     }
@@ -122,6 +124,7 @@ class App {
       const next = new URLSearchParams(hash.split("?")[1] ?? "").get("next") ?? "#/";
       return new SignInView(this, next.startsWith("#/") ? next : "#/");
     }
+    if (hash === "#/rankings") return new RankingsView(this);
     return new HomeView(this);
   }
 

@@ -4,7 +4,7 @@
 // applied by version; a gap asks qa:list again).
 
 import { h, fill, keyed, show } from "./dom.js";
-import { actionForm, busy, field } from "./forms.js";
+import { actionForm, busy, choices, field } from "./forms.js";
 import { notify } from "./notices.js";
 import { isStaffView, nameLabel } from "./people.js";
 
@@ -47,16 +47,10 @@ export class QaPanel {
     this.exportButton = h("button", { class: "ghost small staff-only" }, "Download (CSV)");
     this.exportButton.addEventListener("click", () => busy(this.exportButton, () => this.#download()));
     this.askForm = this.#askForm();
-    const sortButtons = Object.entries({ hot: "Popular", new: "Recent" }).map(([sort, label]) => {
-      const button = h("button", { class: "small ghost", "aria-pressed": String(sort === this.sort) }, label);
-      button.addEventListener("click", () => {
-        this.sort = sort;
-        for (const b of this.sortBar.children) b.setAttribute("aria-pressed", String(b === button));
-        this.#render();
-      });
-      return button;
+    this.sortBar = choices("Order", { hot: "Popular", new: "Recent" }, this.sort, (sort) => {
+      this.sort = sort;
+      this.#render();
     });
-    this.sortBar = h("div", { class: "row sort", role: "group", "aria-label": "Order" }, sortButtons);
     this.element = h(
       "section",
       { class: "qa card", "aria-labelledby": "qa-title" },

@@ -7,6 +7,7 @@ import { h, fill, keyed, show } from "./dom.js";
 import { actionButton, busy } from "./forms.js";
 import { remindButton } from "./home.js";
 import { ModerationPanel, openMemberMenu } from "./moderation.js";
+import { ListenersPanel } from "./listeners.js";
 import { PlaylistPanel } from "./playlist.js";
 import { QaPanel } from "./qa.js";
 import { notify } from "./notices.js";
@@ -72,12 +73,15 @@ export class RoomView {
     on("reactions", (e) => this.burst.show(e.counts));
     on("rtc:restart", (e) => this.#restartAudio(e.reason));
     on("room:ended", () => this.#ended());
+    on("room:record", (e) => notify(recordNotice(e)));
     on("room:removed", (e) => this.#removed(e.ban));
     on("stage:invited", (e) => notify(`${e.by.name} invited you to join as ${ROLE_LABELS[e.role]}`));
     this.qa = new QaPanel(this); // before joining: the full list follows the join's ack
     this.unsubscribe.push(() => this.qa.leave());
     this.playlist = new PlaylistPanel(this); // its state follows the join's ack too
     this.unsubscribe.push(() => this.playlist.leave());
+    this.listeners = new ListenersPanel(this.roomId);
+    this.unsubscribe.push(() => this.listeners.leave());
     const resumed = () => {
       if (this.room?.status !== "ended") this.#join(true);
     };
@@ -268,6 +272,7 @@ export class RoomView {
           ),
           this.playlist.element,
           this.qa.element,
+          this.listeners.element,
         ),
         this.moderation.element,
       ),
@@ -522,4 +527,12 @@ export class RoomView {
       ),
     );
   }
+}
+
+const RECORD_WORDS = { peak: "listeners at once", unique: "listeners", minutes: "minutes listened" };
+
+/** `room:record`: the room just beat the all-time record, or its host's own. */
+function recordNotice(e) {
+  const what = `${formatCount(e.value)} ${RECORD_WORDS[e.metric] ?? e.metric}`;
+  return e.scope === "host" ? `A personal best for this host: ${what}!` : `New all-time record: ${what}!`;
 }

@@ -1,0 +1,1 @@
+"""Listener records and rankings: exact live counts per room, samples, and "most listened"."""
