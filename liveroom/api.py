@@ -119,17 +119,27 @@ class GuestTokenRequest(BaseModel):
 class PlatformApi:
     """``/healthz`` and ``POST /api/tokens``."""
 
-    def __init__(self, tokens: TokenService, limits: RateLimits, guests: bool) -> None:
+    def __init__(
+        self,
+        tokens: TokenService,
+        limits: RateLimits,
+        guests: bool,
+        media_troubles: Callable[[], dict[str, str]] = dict,
+    ) -> None:
         self._tokens = tokens
         self._limits = limits
         self._guests = guests
+        self._media_troubles = media_troubles
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_post("/api/tokens", self.guest_token)
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
+        """Alive. Rooms whose HLS or recording cannot be written are listed under ``media``
+        (their live WebRTC audio goes on; writing resumes when the disk lets it)."""
+        troubles = self._media_troubles()
+        return web.json_response({"ok": True, "media": {"ok": not troubles, "rooms": troubles}})
 
     async def guest_token(self, request: web.Request) -> web.Response:
         if not self._guests:

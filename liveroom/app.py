@@ -22,9 +22,13 @@ from liveroom.config import Config
 from liveroom.db.migrate import current_revision, head_revision, upgrade
 from liveroom.db.session import create_engine, is_sqlite, session_factory
 from liveroom.errors import LiveroomError
-from liveroom.media.engine import MediaEngine
+from liveroom.media.engine import HlsSettings, MediaEngine
+from liveroom.media.hls import LIVE_PLAYLIST
+from liveroom.media.hls_api import HlsApi, ReplayRetention
+from liveroom.media.hls_playlist import target_duration
 from liveroom.media.ice import ice_servers_for
 from liveroom.media.stage_audio import StageAudio
+from liveroom.permissions import STAGE
 from liveroom.playlist.dj import DjBooth
 from liveroom.playlist.media import MediaApi
 from liveroom.playlist.model import PlaylistLimits
@@ -35,6 +39,7 @@ from liveroom.qa.model import QaLimits
 from liveroom.qa.service import QaService
 from liveroom.qa.store import SqlQaStore
 from liveroom.ratelimit import RateLimits
+from liveroom.rooms import model as stage_model
 from liveroom.rooms.api import RoomsApi
 from liveroom.rooms.fanout import Emitter, room_channel
 from liveroom.rooms.participation import ParticipationLog
@@ -48,6 +53,7 @@ from liveroom.signaling import qa as qa_events
 from liveroom.signaling import rooms as room_events
 from liveroom.signaling.dispatch import Signaling
 from liveroom.signaling.registry import EventRegistry
+from liveroom.signaling.rooms import MediaInfo
 from liveroom.signaling.transport import LiveroomSocketServer
 from liveroom.stats.api import RankingsApi
 from liveroom.stats.listening import ListenerCounting
@@ -73,6 +79,7 @@ SIGNALING = web.AppKey("signaling", Signaling)
 ROOMS = web.AppKey("rooms", RoomService)
 AUDIO = web.AppKey("audio", StageAudio)
 STATS = web.AppKey("stats", StatsService)
+RETENTION = web.AppKey("retention", ReplayRetention)
 QA = web.AppKey("qa", QaService)
 PLAYLISTS = web.AppKey("playlists", PlaylistService)
 
@@ -91,9 +98,7 @@ def bundled_web_dir() -> Path | None:
 
 def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
     """A complete liveroom server for ``config`` (its secret resolved from the data dir)."""
-    if config.redis_url:
-        # Accepting it and running single-node anyway would split-brain several nodes.
-        raise StartupError("--redis-url: several-node mode is not built yet; run one node")
+    _refuse_what_cannot_run(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config = config.with_secret()
     assert config.secret is not None
@@ -139,8 +144,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
             reactions=config.reactions,
         ),
     )
-    # The server's own ICE: host candidates only. --ice-server lists what clients are given.
-    media = MediaEngine((), clock.now_ms, loopback_candidates=config.ice_loopback)
+    media = _media_engine(config, clock)
     audio = StageAudio(media, sio, rooms.presence.sids_of, rooms.presence.is_present, clock)
     rooms.observers.append(audio)
 
@@ -162,14 +166,14 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         PlaylistLimits(skip_share=config.skip_share),
         round_trips,
         ready_timeout_ms=round(config.playlist_ready_timeout_s * 1000),
-        booth=DjBooth(media, config.data_dir / "media"),
+        booth=DjBooth(media, config.effective_media_dir),
     )
     rooms.observers.append(playlists)
 
     stats = _listener_stats(config, sessions, clock, sio, rooms)
 
     on_join = (qa.joined, playlists.joined)
-    media_info = _media_info(config, clock)
+    media_info = _media_info(config, clock, rooms)
     room_events.register(registry, rooms, limits, audio, media_info, qa, on_join)
     qa_events.register(registry, rooms, qa)
     playlist_events.register(registry, rooms, playlists)
@@ -178,7 +182,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         lambda conn: rooms.socket_closed(conn.sid, conn.identity.user_id)
     )
 
-    PlatformApi(tokens, limits, config.guests).add_routes(app)
+    PlatformApi(tokens, limits, config.guests, media.hls_troubles).add_routes(app)
+    _hls(app, config, clock, rooms, tokens, stats)
     RoomsApi(rooms).add_routes(app)
     RankingsApi(SqlRankings(sessions), clock).add_routes(app)
     QaApi(qa, rooms, tokens).add_routes(app)
@@ -188,7 +193,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         tokens,
         limits,
         clock,
-        config.data_dir / "media",
+        config.effective_media_dir,
         config.media_max_bytes,
         config.media_room_bytes,
         config.media_total_bytes,
@@ -203,6 +208,36 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_close_sockets)
     return app
+
+
+def _hls(
+    app: web.Application,
+    config: Config,
+    clock: Clock,
+    rooms: RoomService,
+    tokens: TokenService,
+    stats: StatsService,
+) -> None:
+    """HLS and replays over HTTP, and what keeps replays within their retention."""
+    directory = config.effective_media_dir / "hls"
+    target = target_duration(config.hls_segment_s)
+    HlsApi(directory, rooms, tokens, target, stats.replay_played).add_routes(app)
+    app[RETENTION] = ReplayRetention(directory, config.replay_days * 86400, clock)
+
+
+def _media_engine(config: Config, clock: Clock) -> MediaEngine:
+    """The rooms' audio. Its own ICE: host candidates only (``--ice-server`` lists what clients
+    are given). HLS and recordings under the media dir."""
+    hls = HlsSettings(config.effective_media_dir / "hls", config.hls_segment_s, config.hls_window)
+    return MediaEngine((), clock.now_ms, hls=hls, loopback_candidates=config.ice_loopback)
+
+
+def _refuse_what_cannot_run(config: Config) -> None:
+    if config.redis_url:
+        # Accepting it and running single-node anyway would split-brain several nodes.
+        raise StartupError("--redis-url: several-node mode is not built yet; run one node")
+    if not (0.1 <= config.hls_segment_s <= 10 and 2 <= config.hls_window <= 100):
+        raise StartupError("--hls-segment must be 0.1–10 s and --hls-window 2–100 segments")
 
 
 def _listener_stats(
@@ -247,10 +282,14 @@ def _serve_web_client(app: web.Application, config: Config) -> None:
         app.router.add_static("/", web_dir, show_index=False, follow_symlinks=False)
 
 
-def _media_info(config: Config, clock: Clock) -> Callable[[Identity], dict[str, Any]]:
-    """The join ack's ``media``: how this user reaches the room's audio."""
+def _media_info(config: Config, clock: Clock, rooms: RoomService) -> MediaInfo:
+    """The join ack's ``media``: how this user reaches the room's audio. WebRTC for the stage
+    and for the first ``--webrtc-audience`` listeners; HLS for the rest, who hear the room
+    ``hls_delay_ms`` late: the web client's hls.js keeps two segments behind the live edge, and
+    a segment is listed about 0.7 of one after its audio was spoken (bench/hls_latency.py)."""
+    hls_delay_ms = round(2.75 * config.hls_segment_s * 1000)
 
-    def media_info(identity: Identity) -> dict[str, Any]:
+    def media_info(identity: Identity, room_id: str) -> dict[str, Any]:
         servers = ice_servers_for(
             config.ice_servers,
             config.turn_secret,
@@ -258,7 +297,16 @@ def _media_info(config: Config, clock: Clock) -> Callable[[Identity], dict[str, 
             clock.now_ms() // 1000,
             config.turn_ttl_s,
         )
-        return {"mode": "webrtc", "ice_servers": servers}
+        state = rooms.state(room_id)
+        on_stage = stage_model.role_of(state, identity.user_id) in STAGE
+        crowded = rooms.presence.count(room_id) > config.webrtc_audience
+        return {
+            "mode": "hls" if crowded and not on_stage else "webrtc",
+            "ice_servers": servers,
+            "hls_url": f"/hls/{room_id}/{LIVE_PLAYLIST}",
+            "hls_delay_ms": hls_delay_ms,
+            "recording": state.settings.recording,
+        }
 
     return media_info
 
@@ -297,7 +345,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     app[AUDIO].start()
     await app[QA].start()
     await app[PLAYLISTS].start()
+    app[RETENTION].start()
     yield
+    await app[RETENTION].stop()
     await app[ROOMS].stop()  # idempotent: on_shutdown stopped it already
     await app[QA].stop()
     await app[PLAYLISTS].stop()

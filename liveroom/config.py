@@ -58,6 +58,17 @@ class Config:
     shutdown_timeout_s: float = 5.0
     stats_sample_interval_s: float = 10.0
     stats_grace_s: float = 10.0
+    media_dir: Path | None = None
+    hls_segment_s: float = 1.0
+    hls_window: int = 6
+    webrtc_audience: int = 500
+    replay_days: float = 30.0
+
+    @property
+    def effective_media_dir(self) -> Path:
+        """Uploads and HLS (``hls/{room_id}/``): the configured dir, or ``media`` in the data
+        dir."""
+        return self.media_dir or self.data_dir / "media"
 
     @property
     def effective_database_url(self) -> str:
@@ -229,6 +240,16 @@ OPTIONS: tuple[Option, ...] = (
         "seconds a listener may be gone and come back as the same presence",
         float,
     ),
+    Option("media_dir", "--media-dir", "uploads and HLS segments (default: DATA_DIR/media)", Path),
+    Option("hls_segment_s", "--hls-segment", "HLS target segment duration, seconds", float),
+    Option("hls_window", "--hls-window", "segments the live HLS playlist lists", int),
+    Option(
+        "webrtc_audience",
+        "--webrtc-audience",
+        "listeners on WebRTC before newcomers get HLS (speakers: always WebRTC)",
+        int,
+    ),
+    Option("replay_days", "--replay-days", "days a replay is kept before it is deleted", float),
     Option(
         "web_dir",
         "--web-dir",

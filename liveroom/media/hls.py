@@ -207,7 +207,6 @@ class HlsPackager:
         timeline keeps pace with the room's clock."""
         if self._accepting and frames > 0:
             self._gap += frames
-            self.stats.dropped_frames += frames
 
     def finish(self) -> None:
         """The room has ended: once what is queued is encoded, write the last segment, end the
@@ -296,7 +295,7 @@ class HlsPackager:
             if not self._behind:
                 self._behind = True
                 logger.warning(
-                    "HLS of room %s fell behind the mixer: dropped frames become silence",
+                    "HLS of room %s: frames lost (a late mixer or a slow disk) become silence",
                     self.room_id,
                 )
         while silence:

@@ -50,7 +50,8 @@ class RoomSettings:
     qa_mode: QaMode = QaMode.PREMODERATED
     playlist_mode: PlaylistMode = PlaylistMode.HOST
     playlist_output: PlaylistOutput = PlaylistOutput.CLIENTS
-    recording: bool = False
+    recording: bool = True
+    """The program mix is kept and becomes the replay when the room ends."""
     on_host_leave: OnHostLeave = OnHostLeave.HANDOVER
     qa_return_to_audience: bool = True
     """A fan brought on stage for a question goes back to the audience when it is answered."""

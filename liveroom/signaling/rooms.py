@@ -131,7 +131,8 @@ class React(RoomRef):
     emoji: str = Field(min_length=1, max_length=16)
 
 
-MediaInfo = Callable[[Identity], dict[str, Any]]
+MediaInfo = Callable[[Identity, str], dict[str, Any]]
+"""The join ack's ``media`` for a user joining a room."""
 
 
 class Questions(Protocol):
@@ -187,7 +188,7 @@ def register(
         reactions = list(rooms.config.reactions)
         for hook in on_join:  # what they send goes after this ack
             hook(ctx.sid, ctx.identity, p.room_id)
-        return {"room": room, "media": media_info(ctx.identity), "reactions": reactions}
+        return {"room": room, "media": media_info(ctx.identity, p.room_id), "reactions": reactions}
 
     async def rtc_offer(ctx: EventContext, p: RtcOffer) -> Ack:
         limits.hit("offers", ctx.identity.user_id)  # each costs a DTLS key and a connection

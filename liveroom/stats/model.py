@@ -447,6 +447,8 @@ class Batch:
     records: tuple[RoomRecord, ...] = ()
     seen: tuple[tuple[str, Seen], ...] = ()
     """(room_id, new unique listener)."""
+    replay_plays: tuple[tuple[str, int], ...] = ()
+    """(room_id, plays of its replay since the last flush)."""
 
     def __bool__(self) -> bool:
-        return bool(self.samples or self.records or self.seen)
+        return bool(self.samples or self.records or self.seen or self.replay_plays)

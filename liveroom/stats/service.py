@@ -107,6 +107,7 @@ class StatsService:
         self._samples: list[Sample] = []
         self._seen: list[tuple[str, Seen]] = []
         self._final: dict[str, RoomRecord] = {}
+        self._replay_plays: dict[str, int] = {}  # bounded by the rooms with a replay
         self._flush_lock = asyncio.Lock()
         self._tasks = Spawned("stats")
         self._sampler = Periodic("stats-sampler", self.config.sample_interval_s, self.tick, clock)
@@ -215,6 +216,10 @@ class StatsService:
 
     # --- reading --------------------------------------------------------------------------------
 
+    def replay_played(self, room_id: str) -> None:
+        """Someone started ``room_id``'s replay: counted in the next flush."""
+        self._replay_plays[room_id] = self._replay_plays.get(room_id, 0) + 1
+
     def live(self, room_id: str) -> int:
         """Distinct users present now (0 for a room not counted)."""
         room = self._rooms.get(room_id)
@@ -258,20 +263,24 @@ class StatsService:
                 if figures != room.written or markets:
                     changed.append((room, RoomRecord(room.info, figures, markets, now)))
             samples, seen, final = self._samples, self._seen, self._final
+            plays = self._replay_plays
             batch = Batch(
                 samples=tuple(samples),
                 records=(*(r for _, r in changed), *final.values()),
                 seen=tuple(seen),
+                replay_plays=tuple(plays.items()),
             )
             if not batch:
                 return
-            self._samples, self._seen, self._final = [], [], {}
+            self._samples, self._seen, self._final, self._replay_plays = [], [], {}, {}
             try:
                 await self._store.write(batch)
             except Exception:
                 self._samples = samples + self._samples
                 self._seen = seen + self._seen
                 self._final = {**final, **self._final}
+                for room_id, n in plays.items():
+                    self._replay_plays[room_id] = self._replay_plays.get(room_id, 0) + n
                 raise
             for room, record in changed:
                 room.written = record.figures

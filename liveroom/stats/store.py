@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -183,6 +183,12 @@ class SqlStatsStore:
                 )
             if seen:
                 await session.execute(insert(RoomListenerRow).on_conflict_do_nothing(), seen)
+            for room_id, plays in batch.replay_plays:
+                await session.execute(
+                    update(RoomRecordRow)
+                    .where(RoomRecordRow.room_id == room_id)
+                    .values(replay_plays=RoomRecordRow.replay_plays + plays)
+                )
 
     async def resume(self, room_id: str) -> Resumed | None:
         async with self._sessions() as session:
@@ -245,6 +251,7 @@ class MemoryStatsStore:
         self.samples: dict[tuple[str, int], tuple[int, int]] = {}
         self.records: dict[str, RoomRecord] = {}
         self.seen: dict[str, dict[str, Seen]] = {}
+        self.replay_plays: dict[str, int] = {}
         self.writes = 0
         self.fail = False
 
@@ -260,6 +267,9 @@ class MemoryStatsStore:
             self.records[r.info.room_id] = r
         for room_id, first in batch.seen:
             self.seen.setdefault(room_id, {}).setdefault(first.user_id, first)
+        for room_id, plays in batch.replay_plays:
+            if room_id in self.records:
+                self.replay_plays[room_id] = self.replay_plays.get(room_id, 0) + plays
 
     async def resume(self, room_id: str) -> Resumed | None:
         record = self.records.get(room_id)

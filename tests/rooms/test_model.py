@@ -702,7 +702,7 @@ ACCEPTED = [
             RoomUpdated("After hours", RoomSettings(qa_mode=QaMode.OPEN, recording=True)),
             Audited(AuditAction.UPDATE, "host", None, "title, qa_mode, recording"),
         ],
-        id="host renames the room and starts recording",
+        id="host renames the room and stops recording",
     ),
     pytest.param(
         ONE_COHOST,
@@ -1197,7 +1197,7 @@ def test_a_snapshot_shows_the_stage_in_order() -> None:
         "qa_mode": "premoderated",
         "playlist_mode": "host",
         "playlist_output": "clients",
-        "recording": False,
+        "recording": True,
         "on_host_leave": "handover",
         "qa_return_to_audience": True,
     }

@@ -104,7 +104,7 @@ async def _busy_room(store: SqlRoomStore) -> RoomState:
         (RaiseHand(), TROLL),
         (Remove("troll", ban=True), ARTIST),
         (Remove("spammer", ban=True), CY),
-        (UpdateRoom(title="Comeback night, encore", recording=True), ARTIST),
+        (UpdateRoom(title="Comeback night, encore", recording=False), ARTIST),
     ]
     for command, who in steps:
         now += 1000
@@ -129,7 +129,7 @@ async def test_an_open_room_comes_back_with_its_roles_settings_people_and_bans(
         StaffAssignment("dee", Role.MODERATOR),
     )
     assert back.settings == RoomSettings(
-        qa_mode=QaMode.OPEN, recording=True, on_host_leave=OnHostLeave.END
+        qa_mode=QaMode.OPEN, recording=False, on_host_leave=OnHostLeave.END
     )
     assert back.people == (ARTIST, ANA, EVE, BO, CY)  # names and badges of the seated
     assert back.banned == {"troll", "spammer"}

@@ -57,6 +57,7 @@ export class HomeView {
         this.upcomingEmpty,
         this.upcoming,
       ),
+      h("p", {}, h("a", { href: "#/rankings" }, "Most listened rooms, artists and markets →")),
     );
   }
 

@@ -144,6 +144,7 @@ export class ModerationPanel {
       room: "In the room's audio (DJ mode, for uploaded files)",
     });
     const returns = h("input", { type: "checkbox", name: "qa_return_to_audience", checked: room.settings.qa_return_to_audience });
+    const recording = h("input", { type: "checkbox", name: "recording", checked: room.settings.recording });
     const save = h("button", { type: "submit" }, "Save");
     const settings = h(
       "details",
@@ -162,6 +163,7 @@ export class ModerationPanel {
               playlist_mode: playlistMode.value,
               playlist_output: playlistOutput.value,
               qa_return_to_audience: returns.checked,
+              recording: recording.checked,
             },
           });
           notify("Settings saved.");
@@ -172,6 +174,7 @@ export class ModerationPanel {
         field("Playlist", playlistMode),
         field("Where the playlist plays", playlistOutput, "DJ mode: the server plays uploads into the room, ducked while someone speaks"),
         h("label", { class: "toggle" }, returns, "A fan brought on stage for a question returns to the audience when it is answered"),
+        h("label", { class: "toggle" }, recording, "Record this room: a replay stays after it ends (for the replay retention)"),
         save,
       ),
     );

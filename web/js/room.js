@@ -3,6 +3,7 @@
 // server's snapshot is the truth: every control only asks, and a refusal shows its message.
 
 import { RoomAudio } from "./audio.js";
+import { HlsListening, attachHls } from "./hls.js";
 import { h, fill, keyed, show } from "./dom.js";
 import { actionButton, busy } from "./forms.js";
 import { remindButton } from "./home.js";
@@ -69,8 +70,9 @@ export class RoomView {
       );
     on("room:state", (room) => this.#apply(room));
     on("room:count", (e) => this.#count(e.listeners));
-    on("speaking", (e) => this.#speaking(e.levels));
-    on("reactions", (e) => this.burst.show(e.counts));
+    // Over HLS the room is heard seconds late: rings and reactions wait as long.
+    on("speaking", (e) => this.#inStep(() => this.#speaking(e.levels)));
+    on("reactions", (e) => this.#inStep(() => this.burst.show(e.counts)));
     on("rtc:restart", (e) => this.#restartAudio(e.reason));
     on("room:ended", () => this.#ended());
     on("room:record", (e) => notify(recordNotice(e)));
@@ -162,14 +164,44 @@ export class RoomView {
     if (resumed) notify("Reconnected");
   }
 
+  /** Run `show` when the audio this member hears reaches the same moment. */
+  #inStep(show) {
+    const delay = this.audio instanceof HlsListening ? (this.media?.hls_delay_ms ?? 0) : 0;
+    if (delay > 0) setTimeout(() => !this.left && show(), delay);
+    else show();
+  }
+
+  /** An ended room's replay, when it was recorded (its playlist is written as the room ends). */
+  async #offerReplay() {
+    const url = `/hls/${encodeURIComponent(this.roomId)}/replay.m3u8`;
+    for (let attempt = 0; attempt < 5 && !this.left; attempt++) {
+      const found = await fetch(url, { method: "HEAD" }).then((r) => r.ok, () => false);
+      if (found) {
+        const player = h("audio", { controls: true, preload: "none", "aria-label": "Replay of this room" });
+        this.replay.append(h("h3", {}, "Replay"), player);
+        this.replay.hidden = false;
+        const detach = await attachHls(player, url, { live: false, onFatal: (why) => notify(`The replay stopped: ${why}`, "error") });
+        if (this.left) detach();
+        else this.unsubscribe.push(detach);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
   #startAudio() {
-    this.audio = new RoomAudio({
-      connection: this.connection,
-      roomId: this.roomId,
-      iceServers: this.media.ice_servers ?? [],
-      element: document.getElementById("room-audio"),
-      originalSound: localStorage.getItem(ORIGINAL_SOUND_KEY) === "1",
-    });
+    const element = document.getElementById("room-audio");
+    // A crowded room's audience listens over HLS; the stage always over WebRTC.
+    this.audio =
+      this.media.mode === "hls" && !this.onStage
+        ? new HlsListening({ url: this.media.hls_url, element })
+        : new RoomAudio({
+            connection: this.connection,
+            roomId: this.roomId,
+            iceServers: this.media.ice_servers ?? [],
+            element,
+            originalSound: localStorage.getItem(ORIGINAL_SOUND_KEY) === "1",
+          });
     this.audio.addEventListener("status", this.onAudioStatus);
     this.audio.setMicEnabled(this.#micOpen());
     this.audio.connect(this.onStage);
@@ -184,6 +216,13 @@ export class RoomView {
 
   #restartAudio(reason) {
     if (!this.audio) return;
+    if (this.audio instanceof HlsListening) {
+      if (reason === "on stage") {
+        this.#stopAudio(); // brought on stage: WebRTC from now on
+        this.#startAudio();
+      }
+      return;
+    }
     const publish = reason === "on stage" ? true : reason === "off stage" ? false : this.onStage;
     this.audio.setMicEnabled(publish && this.#micOpen());
     this.audio.connect(publish);
@@ -201,6 +240,7 @@ export class RoomView {
     this.invitedAs = null;
     this.title = h("h1", { class: "room-title" });
     this.status = h("span", { class: "badge" });
+    this.recorded = h("span", { class: "badge recorded", title: "This room is recorded: it will have a replay", hidden: true }, "● REC");
     this.topics = h("ul", { class: "topics", "aria-label": "Topics" });
     this.count = h("span", { class: "count" });
     this.stage = h("ul", { class: "people", "aria-label": "On stage", tabindex: "-1" });
@@ -252,7 +292,7 @@ export class RoomView {
       h(
         "header",
         { class: "room-head" },
-        h("div", { class: "room-heading" }, h("div", { class: "room-status" }, this.status, this.count), this.title, this.topics),
+        h("div", { class: "room-heading" }, h("div", { class: "room-status" }, this.status, this.recorded, this.count), this.title, this.topics),
         leaveButton,
       ),
       this.invite,
@@ -291,6 +331,7 @@ export class RoomView {
     this.status.dataset.status = room.status;
     fill(this.topics, room.topics.map((t) => h("li", {}, t)));
     this.#count(room.listener_count);
+    show(this.recorded, room.status === "live" && Boolean(room.settings?.recording));
     this.#renderStage();
     this.#renderInvite();
     this.#renderControls();
@@ -484,14 +525,16 @@ export class RoomView {
     this.room.status = "ended";
     this.status.textContent = "Ended";
     this.status.dataset.status = "ended";
-    for (const el of [this.controls, this.invite, this.moderation.element]) show(el, false);
+    for (const el of [this.controls, this.invite, this.moderation.element, this.recorded]) show(el, false);
     this.qa.update(this.room); // no more asking
     this.playlist.leave(); // and no more music
     const heading = h("h2", { tabindex: "-1" }, "This room has ended");
+    this.replay = h("div", { class: "stack replay", hidden: true });
     this.element.append(
-      h("div", { class: "card ended" }, heading, h("p", {}, "Thanks for listening!"), h("a", { class: "button", href: "#/" }, "Find another room")),
+      h("div", { class: "card ended" }, heading, h("p", {}, "Thanks for listening!"), this.replay, h("a", { class: "button", href: "#/" }, "Find another room")),
     );
     heading.focus();
+    this.#offerReplay();
   }
 
   #removed(ban) {

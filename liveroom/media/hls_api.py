@@ -1,0 +1,147 @@
+"""HLS over HTTP, shaped for nginx or a CDN in front: ``/hls/{room_id}/live.m3u8``, its
+segments, and ``replay.m3u8`` once the room has ended; the host deletes a replay with
+``DELETE /api/rooms/{id}/replay``; a cleanup job deletes replays past their retention.
+
+Playlists are short-lived in caches (``max-age`` ≤ the target duration, so a cache never holds
+the live edge back by more than one segment), segments immutable (a name is never reused for
+other audio). aiohttp's file responses give ``ETag``, ``Last-Modified``, conditional requests
+and ranges. Only names the packager writes are served — nothing else in the directory, no
+path of the client's making — and no URL carries anything per user: every listener fetches the
+same bytes (presence is counted from Socket.IO sessions, which every client keeps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from liveroom.api import bearer_identity
+from liveroom.auth import TokenService
+from liveroom.clock import Clock
+from liveroom.errors import Conflict, Forbidden, NotFound
+from liveroom.media.hls import LIVE_PLAYLIST, REPLAY_PLAYLIST, SEGMENT_NAME
+from liveroom.rooms.service import RoomService
+from liveroom.rooms.stage import RoomStatus
+from liveroom.tasks import Periodic
+
+logger = logging.getLogger(__name__)
+
+ROOM_ID = re.compile(r"[0-9a-f]{16}")
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+SEGMENT_TYPE = "video/mp2t"
+IMMUTABLE = "public, max-age=31536000, immutable"
+REPLAY_CACHE = "public, max-age=60"
+SWEEP_S = 3600.0  # the host may delete it: caches let go within a minute
+
+
+class HlsApi:
+    def __init__(
+        self,
+        directory: Path,
+        rooms: RoomService,
+        tokens: TokenService,
+        target_duration_s: int,
+        on_replay_played: Callable[[str], None],
+    ) -> None:
+        self._dir = directory
+        self._rooms = rooms
+        self._tokens = tokens
+        self._live_cache = f"public, max-age={max(1, target_duration_s // 2)}"
+        self._played = on_replay_played
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/hls/{room_id}/{name}", self.serve)
+        app.router.add_delete("/api/rooms/{room_id}/replay", self.delete_replay)
+
+    def room_dir(self, room_id: str) -> Path:
+        if not ROOM_ID.fullmatch(room_id):
+            raise NotFound("no such room")
+        return self._dir / room_id
+
+    async def serve(self, request: web.Request) -> web.FileResponse:
+        name = request.match_info["name"]
+        path = self.room_dir(request.match_info["room_id"]) / name
+        if name == LIVE_PLAYLIST:
+            cache, content_type = self._live_cache, PLAYLIST_TYPE
+        elif name == REPLAY_PLAYLIST:
+            cache, content_type = REPLAY_CACHE, PLAYLIST_TYPE
+        elif SEGMENT_NAME.fullmatch(name):
+            cache, content_type = IMMUTABLE, SEGMENT_TYPE
+        else:
+            raise NotFound("no such file")
+        if not await asyncio.to_thread(path.is_file):
+            raise NotFound("no such file")
+        if name == REPLAY_PLAYLIST and request.method == "GET" and "Range" not in request.headers:
+            self._played(path.parent.name)  # a player starting the replay fetches it once
+        response = web.FileResponse(path)
+        response.content_type = content_type
+        response.headers["Cache-Control"] = cache
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Access-Control-Allow-Origin"] = "*"  # the same bytes for everyone
+        return response
+
+    async def delete_replay(self, request: web.Request) -> web.Response:
+        identity = bearer_identity(request, self._tokens)
+        state = await self._rooms.find(request.match_info["room_id"])
+        if not identity.grants.admin and state.host != identity.user_id:
+            raise Forbidden("only the room's host deletes its replay")
+        if state.status is not RoomStatus.ENDED:
+            raise Conflict("the room is live: turn recording off instead")
+        directory = self.room_dir(state.id)
+        if not await asyncio.to_thread(directory.is_dir):
+            raise NotFound("this room has no replay")
+        await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
+        logger.info("user %s deleted the replay of room %s", identity.user_id, state.id)
+        return web.Response(status=204)
+
+
+class ReplayRetention:
+    """Deletes replays older than ``retention_s`` (and what rooms that ended unrecorded left),
+    hourly: the media dir never grows without end."""
+
+    def __init__(self, directory: Path, retention_s: float, clock: Clock) -> None:
+        self._dir = directory
+        self._retention_s = retention_s
+        self._clock = clock
+        self._sweeper = Periodic("replay-retention", SWEEP_S, self.sweep, clock)
+
+    def start(self) -> None:
+        self._sweeper.start()
+
+    async def stop(self) -> None:
+        await self._sweeper.stop()
+
+    async def sweep(self) -> None:
+        now_s = self._clock.now_ms() / 1000
+        await asyncio.to_thread(delete_expired, self._dir, now_s, self._retention_s)
+
+
+def expired_replays(directory: Path, now_s: float, retention_s: float) -> list[Path]:
+    """Rooms' HLS directories past their retention: a replay written longer ago than that, or
+    a room that ended without one (recording off) — never a live room's (its playlist is fresh)."""
+    if not directory.is_dir():
+        return []
+    old = []
+    for room in directory.iterdir():
+        if not room.is_dir() or not ROOM_ID.fullmatch(room.name):
+            continue
+        replay, live = room / REPLAY_PLAYLIST, room / LIVE_PLAYLIST
+        newest = max((p.stat().st_mtime for p in (replay, live) if p.exists()), default=0.0)
+        if newest < now_s - retention_s:
+            old.append(room)
+    return old
+
+
+def delete_expired(directory: Path, now_s: float, retention_s: float) -> int:
+    """Delete what :func:`expired_replays` finds; blocking (run it in a thread)."""
+    gone = expired_replays(directory, now_s, retention_s)
+    for room in gone:
+        shutil.rmtree(room, ignore_errors=True)
+        logger.info("deleted the replay of room %s (older than its retention)", room.name)
+    return len(gone)
