@@ -4,6 +4,7 @@ and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -70,7 +71,8 @@ def test_serve_command_runs_on_embedded_defaults(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
-                assert _get(f"http://127.0.0.1:{port}/healthz") == b'{"ok": true}'
+                health = json.loads(_get(f"http://127.0.0.1:{port}/healthz"))
+                assert health["ok"] is True and health["media"]["ok"] is True
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:

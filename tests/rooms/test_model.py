@@ -696,10 +696,10 @@ ACCEPTED = [
     ),
     pytest.param(
         ROOM,
-        UpdateRoom(title="After hours", recording=True, qa_mode=QaMode.OPEN),
+        UpdateRoom(title="After hours", recording=False, qa_mode=QaMode.OPEN),
         "host",
         [
-            RoomUpdated("After hours", RoomSettings(qa_mode=QaMode.OPEN, recording=True)),
+            RoomUpdated("After hours", RoomSettings(qa_mode=QaMode.OPEN, recording=False)),
             Audited(AuditAction.UPDATE, "host", None, "title, qa_mode, recording"),
         ],
         id="host renames the room and stops recording",
