@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -149,3 +151,28 @@ class PlatformApi:
         token, identity = self._tokens.issue_guest(body.name)
         logger.info("issued a guest token to user %s", identity.user_id)
         return web.json_response({"token": token, "user": identity.public()})
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ is quoted as text."""
+    text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def export_response(
+    rows: list[dict[str, Any]], fields: tuple[str, ...], fmt: str, name: str, room_id: str
+) -> web.Response:
+    """A room's records for download: ``{"room_id", name: rows}`` as JSON, or CSV with
+    ``fields`` as columns (cells that could be formulas quoted as text)."""
+    if fmt == "json":
+        return web.json_response({"room_id": room_id, name: rows})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([_cell(row[f]) for f in fields])
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}-{room_id}.csv"'},
+    )

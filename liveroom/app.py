@@ -184,7 +184,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
 
     PlatformApi(tokens, limits, config.guests, media.hls_troubles).add_routes(app)
     _hls(app, config, clock, rooms, tokens, stats)
-    RoomsApi(rooms).add_routes(app)
+    RoomsApi(rooms, tokens).add_routes(app)
     RankingsApi(SqlRankings(sessions), clock).add_routes(app)
     QaApi(qa, rooms, tokens).add_routes(app)
     MediaApi(

@@ -3,13 +3,11 @@ also after the room ended. Authors by their real names, anonymous flag kept."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from aiohttp import web
 
-from liveroom.api import bearer_identity
+from liveroom.api import bearer_identity, export_response
 from liveroom.auth import TokenService
 from liveroom.errors import Forbidden
 from liveroom.permissions import STAFF
@@ -47,12 +45,6 @@ def export_row(q: Question) -> dict[str, Any]:
     }
 
 
-def _cell(value: Any) -> str:
-    """A CSV cell a spreadsheet will not run: text starting with = + - @ is quoted as text."""
-    text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 class QaApi:
     def __init__(self, qa: QaService, rooms: RoomService, tokens: TokenService) -> None:
         self._qa = qa
@@ -68,15 +60,4 @@ class QaApi:
         if not identity.grants.admin and stage_model.role_of(state, identity.user_id) not in STAFF:
             raise Forbidden("only the room's host, co-hosts and moderators export its questions")
         rows = [export_row(q) for q in await self._qa.export(state.id)]
-        if request.match_info["format"] == "json":
-            return web.json_response({"room_id": state.id, "questions": rows})
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(FIELDS)
-        for row in rows:
-            writer.writerow([_cell(row[f]) for f in FIELDS])
-        return web.Response(
-            text=out.getvalue(),
-            content_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="questions-{state.id}.csv"'},
-        )
+        return export_response(rows, FIELDS, request.match_info["format"], "questions", state.id)

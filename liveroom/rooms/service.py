@@ -48,7 +48,7 @@ from liveroom.rooms.stage import (
     StageLimits,
     UserInfo,
 )
-from liveroom.rooms.store import SqlRoomStore, StageStore, durable_changed, restored
+from liveroom.rooms.store import SqlRoomStore, StageStore, durable_changed, report_view, restored
 from liveroom.rooms.views import room_view, snapshot, you_view
 from liveroom.tasks import KeyedLocks, Periodic, Spawned
 
@@ -403,10 +403,33 @@ class RoomService:
             raise Invalid("report either a user_id or a question_id")
         if user_id == identity.user_id:
             raise Invalid("you cannot report yourself")
-        await self._records.add_report(
+        row = await self._records.add_report(
             room_id, identity.user_id, user_id, question_id, reason, self._clock.now_ms()
         )
         logger.info("user %s reported user %s in room %s", identity.user_id, user_id, room_id)
+        state = self._live.get(room_id)
+        if state is not None:  # the staff present see it in their queue at once
+            payload = {"room_id": room_id, "report": report_view(row)}
+            for staff_id in self.staff_ids(state):
+                for sid in self.presence.sids_of(room_id, staff_id):
+                    self._later(self._emit.emit("room:reported", payload, to=sid))
+
+    async def audit_log(self, room_id: str) -> list[dict[str, Any]]:
+        """Every moderation action in the room, oldest first (the host's export)."""
+        return [
+            {
+                "at": e.at,
+                "actor_id": e.actor_id,
+                "action": e.action,
+                "target_id": e.target_id,
+                "detail": e.detail,
+            }
+            for e in await self._records.audit_log(room_id)
+        ]
+
+    async def reports(self, room_id: str) -> list[dict[str, Any]]:
+        """Members' reports in the room, oldest first (the staff's queue)."""
+        return [report_view(r) for r in await self._records.reports(room_id)]
 
     def react(self, room_id: str, emoji: str) -> None:
         if emoji not in self.config.reactions:

@@ -313,18 +313,19 @@ class SqlRoomStore:
         question_id: str | None,
         reason: str,
         now_ms: int,
-    ) -> None:
+    ) -> ReportRow:
+        row = ReportRow(
+            room_id=room_id,
+            reporter_id=reporter_id,
+            user_id=user_id,
+            question_id=question_id,
+            reason=reason,
+            at=now_ms,
+        )
         async with self._sessions.begin() as session:
-            session.add(
-                ReportRow(
-                    room_id=room_id,
-                    reporter_id=reporter_id,
-                    user_id=user_id,
-                    question_id=question_id,
-                    reason=reason,
-                    at=now_ms,
-                )
-            )
+            session.add(row)
+            await session.flush()  # its id, for the staff's queue
+        return row
 
     async def reports(self, room_id: str) -> list[ReportRow]:
         async with self._sessions() as session:
@@ -341,6 +342,18 @@ class SqlRoomStore:
                     select(AuditRow).where(AuditRow.room_id == room_id).order_by(AuditRow.id)
                 )
             )
+
+
+def report_view(row: ReportRow) -> dict[str, Any]:
+    """A report as staff see it (``room:reported``, the reports export)."""
+    return {
+        "id": row.id,
+        "at": row.at,
+        "reporter_id": row.reporter_id,
+        "user_id": row.user_id,
+        "question_id": row.question_id,
+        "reason": row.reason,
+    }
 
 
 def durable_changed(old: RoomState, new: RoomState) -> bool:

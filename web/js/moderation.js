@@ -5,7 +5,7 @@
 import { h, fill, keyed, show } from "./dom.js";
 import { actionForm, busy, field } from "./forms.js";
 import { notify } from "./notices.js";
-import { ROLE_LABELS, avatar, isStaffView, nameLabel } from "./people.js";
+import { ROLE_LABELS, avatar, formatWhen, isStaffView, nameLabel } from "./people.js";
 
 const RANK = { host: 4, cohost: 3, moderator: 2, speaker: 1, listener: 0 };
 
@@ -28,21 +28,47 @@ export class ModerationPanel {
     this.cursor = null;
     this.search = null; // the last search, run again after a member action changes someone
     this.hostTools = h("div", { class: "stack" });
+    this.reports = h("ul", { class: "queue", "aria-labelledby": "reports-title" });
+    this.reportsBlock = h("details", { class: "reports-block" }, h("summary", {}, h("span", { id: "reports-title" }, "Reports")), this.reports);
+    this.reportsLoaded = false;
     this.element = h(
       "aside",
       { class: "moderation card", "aria-labelledby": "moderation-title", hidden: true },
       h("h2", { id: "moderation-title" }, "Moderation"),
       h("section", { class: "stack" }, this.handsTitle, this.handsEmpty, this.requests),
       this.invitesBlock,
+      this.reportsBlock,
       this.#search(),
       this.hostTools,
     );
+  }
+
+  /** A member's report, live (`room:reported`) or from the room's list when staff first look. */
+  addReport(report) {
+    if (this.reports.querySelector(`[data-report="${CSS.escape(String(report.id))}"]`)) return;
+    const what = report.question_id ? `question ${report.question_id}` : `user ${report.user_id}`;
+    this.reports.prepend(h("li", { "data-report": String(report.id) }, h("span", {}, `${what}: “${report.reason}”`), h("span", { class: "item-meta" }, ` — reported by ${report.reporter_id}, ${formatWhen(report.at)}`)));
+    this.reportsBlock.querySelector("summary span").textContent = `Reports (${this.reports.children.length})`;
+  }
+
+  async #loadReports(roomId) {
+    this.reportsLoaded = true;
+    try {
+      const response = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/reports.json`, {
+        headers: { Authorization: `Bearer ${this.view.app.session.token}` },
+      });
+      if (!response.ok) throw new Error(`The server answered ${response.status}`);
+      for (const report of (await response.json()).reports) this.addReport(report);
+    } catch (error) {
+      notify(`Reports could not be loaded: ${error.message}`, "error");
+    }
   }
 
   update(room) {
     const staffView = isStaffView(room);
     show(this.element, staffView && room.status !== "ended");
     if (!staffView) return;
+    if (!this.reportsLoaded) this.#loadReports(room.id);
     this.handsTitle.textContent = `Raised hands (${room.requests.length})`;
     show(this.handsEmpty, room.requests.length === 0);
     keyed(

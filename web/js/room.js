@@ -76,6 +76,7 @@ export class RoomView {
     on("rtc:restart", (e) => this.#restartAudio(e.reason));
     on("room:ended", () => this.#ended());
     on("room:record", (e) => notify(recordNotice(e)));
+    on("room:reported", (e) => this.moderation?.addReport(e.report));
     on("room:removed", (e) => this.#removed(e.ban));
     on("stage:invited", (e) => notify(`${e.by.name} invited you to join as ${ROLE_LABELS[e.role]}`));
     this.qa = new QaPanel(this); // before joining: the full list follows the join's ack
