@@ -95,6 +95,11 @@ def actor_of(identity: Identity) -> Actor:
     return Actor(identity.user_id, identity.name, identity.verified, identity.grants.admin)
 
 
+MAX_ADMINS = 10_000
+"""Admin ids remembered (they rank as host as targets); tokens with the grant are the
+operator's, so this is never reached in practice, and bounded all the same."""
+
+
 class FirstJoin(Protocol):
     """Told when a user's first socket enters a room (listener counting)."""
 
@@ -133,6 +138,7 @@ class RoomService:
         self._ticker = Periodic("rooms-ticker", TICK_S, self.tick, clock)
         self.observers: list[StageObserver] = []
         self.first_joins: list[FirstJoin] = []
+        self._admins: set[str] = set()  # users seen with the admin grant (operator-issued: few)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -215,9 +221,12 @@ class RoomService:
             playlist_open=state.settings.playlist_mode.value == "open",
         )
 
-    def target_standing(self, room_id: str, user_id: str) -> Standing:
+    def target_standing(self, room_id: str, user_id: str, *, moderated: bool) -> Standing:
+        """The target of an event. Of a moderating one (mute, demote, remove), an admin ranks
+        as host: nobody in a room moderates them. An offer (approve, invite) goes by role."""
         state = self.state(room_id)
-        return Standing(role=model.role_of(state, user_id) or Role.LISTENER)
+        role = model.role_of(state, user_id) or Role.LISTENER
+        return Standing(role=role, admin=moderated and user_id in self._admins)
 
     def is_banned(self, state: RoomState, user_id: str) -> bool:
         return user_id in state.banned or user_id in self._server_bans
@@ -278,6 +287,8 @@ class RoomService:
         gamed), so its market is at most its region."""
         actor = actor_of(identity)
         market = identity.market or (None if identity.guest else market) or region
+        if identity.grants.admin and len(self._admins) < MAX_ADMINS:
+            self._admins.add(identity.user_id)
         async with self._lock(room_id):
             state = self.state(room_id)
             if self.is_banned(state, identity.user_id):

@@ -102,7 +102,12 @@ class Target(RoomRef):
     user_id: str = UserId
 
 
-class InvitePayload(Target):
+class Offer(Target):
+    """An offer to the target (approve a raised hand, invite): not a moderating action, so an
+    admin is offered it by their role like anyone."""
+
+
+class InvitePayload(Offer):
     role: Literal["speaker", "cohost", "moderator"]
 
 
@@ -164,7 +169,9 @@ def register(
             return Subject(actor)
         return Subject(
             actor,
-            target=rooms.target_standing(payload.room_id, payload.user_id),
+            target=rooms.target_standing(
+                payload.room_id, payload.user_id, moderated=not isinstance(payload, Offer)
+            ),
             is_self=payload.user_id == identity.user_id,
             granted_role=Role(payload.role) if isinstance(payload, InvitePayload) else None,
         )
@@ -248,12 +255,14 @@ def _stage_commands(registry: EventRegistry, rooms: RoomService) -> None:
 
         registry.add(event, RoomRef, run)
 
-    def targeted(event: str, make: type[Approve | Demote | Mute]) -> None:
+    def targeted(
+        event: str, make: type[Approve | Demote | Mute], payload: type[Target] = Target
+    ) -> None:
         async def run(ctx: EventContext, p: Target) -> Ack:
             await rooms.apply(p.room_id, make(p.user_id), actor_of(ctx.identity))
             return {}
 
-        registry.add(event, Target, run)
+        registry.add(event, payload, run)
 
     simple("room:end", EndRoom)
     simple("stage:request", RaiseHand)
@@ -261,7 +270,7 @@ def _stage_commands(registry: EventRegistry, rooms: RoomService) -> None:
     simple("stage:accept", Accept)
     simple("stage:decline", Decline)
     simple("stage:unmute", Unmute)
-    targeted("stage:approve", Approve)
+    targeted("stage:approve", Approve, Offer)
     targeted("stage:demote", Demote)
     targeted("stage:mute", Mute)
 
