@@ -145,7 +145,14 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         ),
     )
     media = _media_engine(config, clock)
-    audio = StageAudio(media, sio, rooms.presence.sids_of, rooms.presence.is_present, clock)
+    audio = StageAudio(
+        media,
+        sio,
+        rooms.presence.sids_of,
+        rooms.presence.is_present,
+        clock,
+        config.webrtc_audience,
+    )
     rooms.observers.append(audio)
 
     qa = QaService(
@@ -238,6 +245,9 @@ def _refuse_what_cannot_run(config: Config) -> None:
         raise StartupError("--redis-url: several-node mode is not built yet; run one node")
     if not (0.1 <= config.hls_segment_s <= 10 and 2 <= config.hls_window <= 100):
         raise StartupError("--hls-segment must be 0.1–10 s and --hls-window 2–100 segments")
+    if not config.replay_days > 0 or config.webrtc_audience < 0:
+        # 0 days would sweep live rooms' HLS away as soon as it is written.
+        raise StartupError("--replay-days must be more than 0 and --webrtc-audience at least 0")
 
 
 def _listener_stats(

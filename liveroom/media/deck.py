@@ -42,6 +42,8 @@ class MusicCue:
 class DeckStats:
     frames: int = 0
     underruns: int = 0
+    skipped: int = 0
+    """Frames dropped for ticks the room's clock lost."""
 
 
 class Deck:
@@ -54,6 +56,7 @@ class Deck:
         self._worker: threading.Thread | None = None
         self.finished = False
         """The cued file was decoded to its end and every frame taken."""
+        self._debt = 0  # frames owed to lost ticks, dropped as soon as they are decoded
 
     def cue(self, position_s: float) -> None:
         """Decode from ``position_s`` on (whatever was decoded before is dropped)."""
@@ -69,8 +72,23 @@ class Deck:
         )
         self._worker.start()
 
+    def skip(self, frames: int) -> None:
+        """The room's clock lost ``frames`` ticks: drop as much music, now or, for frames not
+        decoded yet, as they come, so the music keeps the playlist's time."""
+        self._debt += frames
+
     def next_frame(self) -> Pcm | None:
         """The next 20 ms of music, or ``None`` (not decoded yet, or the end)."""
+        while self._debt:
+            try:
+                dropped = self._frames.get_nowait()
+            except queue.Empty:
+                break
+            if dropped is None:
+                self.finished = True
+                return None
+            self._debt -= 1
+            self.stats.skipped += 1
         try:
             frame = self._frames.get_nowait()
         except queue.Empty:

@@ -48,7 +48,7 @@ import re
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +68,9 @@ logger = logging.getLogger(__name__)
 
 LIVE_PLAYLIST = "live.m3u8"
 REPLAY_PLAYLIST = "replay.m3u8"
+RECORDED_INDEX = "recorded.idx"
+"""One line per recorded segment (``sequence duration discontinuity``): what a restarted room's
+replay starts from. Never served (only the playlists and segments are)."""
 SEGMENT_NAME = re.compile(r"seg-(\d+)\.ts")
 """What a segment is called; nothing else in a room's directory is a segment (temporary files
 start with a dot)."""
@@ -280,10 +283,46 @@ class HlsPackager:
         numbers = sorted(int(m.group(1)) for name in names if (m := SEGMENT_NAME.fullmatch(name)))
         if not numbers:
             return 0
-        if not self.recording:  # they are past any window now: delete them in turn
+        if self.recording:  # the replay goes on from what was recorded before
+            self._recorded = self._read_index(set(numbers))
+            self._discontinuities = sum(s.discontinuity for s in self._recorded)
+        else:  # they are past any window now: delete them in turn
             self._on_disk.extend(segment_name(n) for n in numbers)
         self._lost = True
         return numbers[-1] + 1
+
+    def _read_index(self, on_disk: set[int]) -> list[Segment]:
+        """The recorded segments still on disk, from the index (a torn last line is skipped)."""
+        recorded: list[Segment] = []
+        try:
+            lines = (self.directory / RECORDED_INDEX).read_text().splitlines()
+        except OSError:
+            return recorded
+        for line in lines:
+            parts = line.split()
+            try:
+                sequence, duration, discontinuity = int(parts[0]), float(parts[1]), parts[2] == "1"
+            except (IndexError, ValueError):
+                continue
+            if sequence in on_disk:
+                count = sum(s.discontinuity for s in recorded) + discontinuity
+                segment = Segment(sequence, segment_name(sequence), duration, discontinuity, count)
+                recorded.append(segment)
+        return recorded
+
+    def _record(self, segment: Segment) -> None:
+        """Keep ``segment`` for the replay; one not following the last recorded (recording was
+        off in between) is a discontinuity there."""
+        last = self._recorded[-1] if self._recorded else None
+        if last is not None and segment.sequence != last.sequence + 1 and not segment.discontinuity:
+            segment = replace(segment, discontinuity=True)
+        self._recorded.append(segment)
+        line = f"{segment.sequence} {segment.duration_s:.6f} {int(segment.discontinuity)}\n"
+        try:
+            with (self.directory / RECORDED_INDEX).open("a") as index:
+                index.write(line)
+        except OSError as e:
+            self._failed("the recording's index", e)
 
     def _take(self, audio: _Audio) -> None:
         encoder = self._encoder
@@ -336,7 +375,7 @@ class HlsPackager:
         self.stats.segments += 1
         self._listed.append(segment)
         if self.recording:
-            self._recorded.append(segment)
+            self._record(segment)
         else:
             self._on_disk.append(name)
         if self._write_playlist(LIVE_PLAYLIST, live_playlist(self._listed, self.target_duration)):

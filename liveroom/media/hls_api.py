@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from liveroom.api import bearer_identity
+from liveroom.api import bearer_identity, error_response
 from liveroom.auth import TokenService
 from liveroom.clock import Clock
 from liveroom.errors import Conflict, Forbidden, NotFound
@@ -35,7 +35,9 @@ logger = logging.getLogger(__name__)
 ROOM_ID = re.compile(r"[0-9a-f]{16}")
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/mp2t"
-IMMUTABLE = "public, max-age=31536000, immutable"
+SEGMENT_CACHE = "public, max-age=86400, immutable"
+"""A name never means other audio; a day, not a year, so a deleted replay leaves caches too."""
+NOT_FOUND_CACHE = "no-store"  # a room about to go live must not stay "not found" in a cache
 REPLAY_CACHE = "public, max-age=60"
 SWEEP_S = 3600.0  # the host may delete it: caches let go within a minute
 
@@ -64,7 +66,15 @@ class HlsApi:
             raise NotFound("no such room")
         return self._dir / room_id
 
-    async def serve(self, request: web.Request) -> web.FileResponse:
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._serve(request)
+        except NotFound as e:
+            response = error_response(e)
+            response.headers["Cache-Control"] = NOT_FOUND_CACHE
+            return response
+
+    async def _serve(self, request: web.Request) -> web.FileResponse:
         name = request.match_info["name"]
         path = self.room_dir(request.match_info["room_id"]) / name
         if name == LIVE_PLAYLIST:
@@ -72,13 +82,13 @@ class HlsApi:
         elif name == REPLAY_PLAYLIST:
             cache, content_type = REPLAY_CACHE, PLAYLIST_TYPE
         elif SEGMENT_NAME.fullmatch(name):
-            cache, content_type = IMMUTABLE, SEGMENT_TYPE
+            cache, content_type = SEGMENT_CACHE, SEGMENT_TYPE
         else:
             raise NotFound("no such file")
         if not await asyncio.to_thread(path.is_file):
             raise NotFound("no such file")
-        if name == REPLAY_PLAYLIST and request.method == "GET" and "Range" not in request.headers:
-            self._played(path.parent.name)  # a player starting the replay fetches it once
+        if name == REPLAY_PLAYLIST and _starts_a_play(request):
+            self._played(path.parent.name)
         response = web.FileResponse(path)
         response.content_type = content_type
         response.headers["Cache-Control"] = cache
@@ -101,21 +111,34 @@ class HlsApi:
         return web.Response(status=204)
 
 
+def _starts_a_play(request: web.Request) -> bool:
+    """A player starting the replay fetches its playlist once, whole: not a HEAD, a range or a
+    cache's revalidation. (Behind a CDN only the CDN's fetches reach here: count plays there.)"""
+    conditional = {"If-None-Match", "If-Modified-Since", "Range"} & set(request.headers)
+    return request.method == "GET" and not conditional
+
+
 class ReplayRetention:
     """Deletes replays older than ``retention_s`` (and what rooms that ended unrecorded left),
-    hourly: the media dir never grows without end."""
+    at start and hourly: the media dir never grows without end."""
 
     def __init__(self, directory: Path, retention_s: float, clock: Clock) -> None:
         self._dir = directory
         self._retention_s = retention_s
         self._clock = clock
         self._sweeper = Periodic("replay-retention", SWEEP_S, self.sweep, clock)
+        self._first: asyncio.Task[None] | None = None  # at start: a server restarted hourly
+        # still sweeps
 
     def start(self) -> None:
         self._sweeper.start()
+        self._first = asyncio.create_task(self.sweep(), name="replay-retention-first")
 
     async def stop(self) -> None:
         await self._sweeper.stop()
+        first, self._first = self._first, None
+        if first is not None:
+            await asyncio.gather(first, return_exceptions=True)
 
     async def sweep(self) -> None:
         now_s = self._clock.now_ms() / 1000

@@ -298,8 +298,7 @@ class RoomMedia:
         """The music keeps time with the room's clock: lost ticks skip its frames too, or it
         would fall behind ``playlist:state`` and be cut short at the item's end."""
         if self.deck is not None and self._now_ms() >= self._deck_at:
-            for _ in range(ticks):
-                self.deck.next_frame()
+            self.deck.skip(ticks)
 
     def _tick(self, tick: int) -> Mix:
         frames = {}

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from liveroom.clock import Clock
-from liveroom.errors import Forbidden, Gone
+from liveroom.errors import Conflict, Forbidden, Gone
 from liveroom.media.engine import MediaEngine
 from liveroom.permissions import STAGE, Role
 from liveroom.rooms.fanout import Emitter, room_channel
@@ -58,8 +58,10 @@ class StageAudio:
         sids_in_room: SidsInRoom,
         is_present: Callable[[str, str], bool],
         clock: Clock,
+        webrtc_audience: int | None = None,
     ) -> None:
         self.engine = engine
+        self._webrtc_audience = webrtc_audience
         self._emit = emitter
         self._sids = sids_in_room
         self._present = is_present
@@ -100,6 +102,8 @@ class StageAudio:
         included): its owner is their presence, which closes it when they leave."""
         if not self._present(state.id, user_id):
             raise Forbidden("rtc:offer: join the room first")
+        if role not in STAGE and self._webrtc_full(state.id, user_id):
+            raise Conflict("the room's WebRTC listener seats are taken: listen over HLS")
         answer, answer_type = await self.engine.offer(
             state.id, user_id, sdp, kind, may_publish=role in STAGE
         )
@@ -107,6 +111,15 @@ class StageAudio:
             await self.engine.drop_user(state.id, user_id)
             raise Gone("no longer in the room")
         return {"sdp": answer, "type": answer_type}
+
+    def _webrtc_full(self, room_id: str, user_id: str) -> bool:
+        """The audience past ``--webrtc-audience`` listens over HLS (the join ack tells them);
+        a listener who already has a connection keeps it (an offer again replaces it)."""
+        room = self.engine.room(room_id)
+        if self._webrtc_audience is None or room is None or user_id in room.peers:
+            return False
+        listening = sum(1 for peer in room.peers.values() if not peer.publishing)
+        return listening >= self._webrtc_audience
 
     def _set_audible(self, state: RoomState) -> None:
         now = audible(state)

@@ -210,7 +210,8 @@ class PlaylistService:
         or all of them already have it; a seek or a pause and play during that wait keeps
         waiting for the same deadline."""
         state = self._rooms.get(room_id)
-        if state is None or plays_in_the_room(state) or self.ready_timeout_ms <= 0:
+        in_room = state is not None and plays_in_the_room(state) and model.room_music(new)
+        if state is None or in_room or self.ready_timeout_ms <= 0:
             return new
         if self._all_ready(room_id, new):
             return new
@@ -319,7 +320,14 @@ class PlaylistService:
         self._lock.retain(set(self._playlists))
 
     def room_opened(self, state: RoomState) -> None:
-        pass
+        """A room back after a restart in DJ mode plays on: its deck follows the stored
+        playlist (loaded now, not at its next change)."""
+        if self._booth is not None and plays_in_the_room(state):
+            self._tasks.spawn(self._load_and_follow(state.id))
+
+    async def _load_and_follow(self, room_id: str) -> None:
+        async with self._lock(room_id):
+            await self._playlist(room_id)
 
     async def member_left(self, room_id: str, user_id: str) -> None:
         """Called while the room service takes the member out: only note it and go."""
@@ -363,6 +371,7 @@ class PlaylistService:
             playlist = self._playlists.setdefault(room_id, loaded)
             for item in playlist.items:
                 self._room_of[item.id] = room_id
+            self._follow(room_id)
         return playlist
 
     def _forget(self, room_id: str) -> None:

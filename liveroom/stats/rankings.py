@@ -234,23 +234,26 @@ class SqlRankings:
         return shares
 
     async def samples(self, room_id: str, q: SampleQuery) -> list[Sample] | None:
-        """The room's samples, oldest first; ``None`` for a room never counted."""
+        """The room's samples, oldest first: the newest ``limit`` of them, or with ``since`` the
+        first ``limit`` after it (paging forward); ``None`` for a room never counted."""
         s = ListenerSampleRow
         conditions: list[ColumnElement[bool]] = [s.room_id == room_id]
         if q.since is not None:
             conditions.append(s.at > q.since)
+        order = s.at.asc() if q.since is not None else s.at.desc()
         async with self._sessions() as session:
             rows = (
                 await session.execute(
                     select(s.at, s.listeners, s.peak)
                     .where(*conditions)
-                    .order_by(s.at)
+                    .order_by(order)
                     .limit(q.limit)
                 )
             ).all()
             if not rows and await session.get(RoomRecordRow, room_id) is None:
                 return None
-        return [Sample(room_id, at, listeners, peak) for at, listeners, peak in rows]
+        samples = [Sample(room_id, at, listeners, peak) for at, listeners, peak in rows]
+        return samples if q.since is not None else samples[::-1]
 
 
 def render_rooms(ranks: list[RoomRank], metric: Metric) -> str:

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from liveroom.app import SESSIONS, STATS, RunningServer, start_server
-from liveroom.client import LiveroomClient
+from liveroom.client import CallFailed, LiveroomClient
 from liveroom.client.hls import decode_segment
 from liveroom.config import Config
 from liveroom.media.mixer import SAMPLE_RATE
@@ -70,6 +70,12 @@ async def test_live_hls_carries_the_room_and_becomes_a_replay(server: RunningSer
         fan = await peers.client("fan", "Fan")
         media = (await fan.request("room:join", {"room_id": room_id}))["media"]
         assert media["mode"] == "hls" and media["hls_delay_ms"] >= 1000  # past the audience cap
+        listener = await peers.client("early", "Early")  # had a WebRTC seat: the cap is 1
+        await listener.request("room:join", {"room_id": room_id})
+        await peers.audio(listener, room_id, None)
+        with pytest.raises(CallFailed) as full:  # the cap holds: a seat is not taken by asking
+            await peers.audio(fan, room_id, None)
+        assert full.value.code == "conflict"
         live_url = server.url + media["hls_url"]
 
         await asyncio.sleep(5)

@@ -302,6 +302,31 @@ def test_a_room_restarted_on_the_same_directory_numbers_on(
     live = read_playlist(tmp_path / LIVE_PLAYLIST)
     assert [s.uri for s in live.segments] == ["seg-000002.ts", "seg-000003.ts"]
     assert live.segments[0].discontinuity  # a new encoder's timestamps start again
+    second.finish()
+    assert second.drain(10)
+    replay = read_playlist(tmp_path / REPLAY_PLAYLIST)  # the whole room, across the restart
+    assert [s.uri for s in replay.segments][:4] == [f"seg-{n:06d}.ts" for n in range(4)]
+    assert [s.discontinuity for s in replay.segments][:4] == [False, False, True, False]
+
+
+def test_recording_switched_off_and_on_leaves_a_marked_gap_in_the_replay(
+    tmp_path: Path, packagers: MakePackager
+) -> None:
+    packager = packagers(tmp_path)
+    push_all(packager, tones([(440, 2.0)]))
+    assert packager.drain(10)
+    packager.recording = False
+    push_all(packager, tones([(440, 3.0)]))
+    assert packager.drain(10)
+    packager.recording = True
+    push_all(packager, tones([(440, 2.0)]))
+    packager.finish()
+    assert packager.drain(10)
+    replay = read_playlist(tmp_path / REPLAY_PLAYLIST)
+    numbers = [int(s.uri[4:10]) for s in replay.segments]
+    gap = next(n for n in range(1, len(numbers)) if numbers[n] != numbers[n - 1] + 1)
+    assert replay.segments[gap].discontinuity  # timestamps jump there: players re-anchor
+    assert not any(s.discontinuity for n, s in enumerate(replay.segments) if n != gap)
 
 
 @pytest.mark.parametrize(

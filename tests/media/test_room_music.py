@@ -95,15 +95,17 @@ async def test_the_music_keeps_time_when_the_loop_stalls(tmp_path: Path) -> None
     room = RoomMedia("r1", [], lambda _room, _levels: None, CLOCK.now_ms)
     room.start()
     try:
+        cued = time.monotonic()
         room.play(MusicCue("item", song, 0.0, CLOCK.now_ms()))
         deck = room.deck
         assert deck is not None
         await asyncio.sleep(0.5)
-        time.sleep(0.3)  # noqa: ASYNC251 -- on purpose: a stalled event loop, ~15 ticks lost
+        time.sleep(3.0)  # noqa: ASYNC251 -- on purpose: a stalled loop, longer than the buffer
         await asyncio.sleep(0.5)
-        assert room.stats.late_ticks >= 10
-        # Every tick, played or lost, took its 20 ms of music: no lag behind the playlist.
-        taken = deck.stats.frames + deck.stats.underruns
-        assert abs(taken - (room.stats.ticks + room.stats.late_ticks)) <= 2
+        assert room.stats.late_ticks >= 100
+        assert deck.stats.skipped >= 100  # more than the 75 decoded ahead: the rest as decoded
+        # The music is where the playlist says, not 3 s behind: played + skipped ≈ time passed.
+        position_s = (deck.stats.frames + deck.stats.skipped) * 0.02
+        assert abs(position_s - (time.monotonic() - cued)) < 0.3
     finally:
         await room.close()

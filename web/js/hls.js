@@ -19,17 +19,29 @@ export async function attachHls(element, url, { live, onFatal }) {
   const Hls = await hlsLibrary();
   if (!Hls.isSupported()) {
     if (!element.canPlayType("application/vnd.apple.mpegurl")) throw new Error("This browser cannot play HLS audio");
+    element.preload = live ? "auto" : "none";
     element.src = url;
     return () => element.removeAttribute("src");
   }
   // Live: two segments behind the edge (≈ 2.7 s glass to glass with 1 s segments, bench/
   // hls_latency.py), the delay the server announces as hls_delay_ms.
-  const hls = new Hls(live ? { liveSyncDurationCount: 2, lowLatencyMode: false } : {});
+  // A replay loads nothing until it is played: a room's whole audience sees the player when
+  // the room ends, and only those who press play fetch it (and count as a play).
+  const hls = new Hls(live ? { liveSyncDurationCount: 2, lowLatencyMode: false } : { autoStartLoad: false });
   hls.on(Hls.Events.ERROR, (_event, data) => {
     if (data.fatal) onFatal(data.details);
   });
-  hls.loadSource(url);
   hls.attachMedia(element);
+  if (live) {
+    hls.loadSource(url);
+  } else {
+    const start = () => {
+      element.removeEventListener("play", start);
+      hls.loadSource(url);
+      hls.once(Hls.Events.MANIFEST_PARSED, () => hls.startLoad());
+    };
+    element.addEventListener("play", start);
+  }
   return () => hls.destroy();
 }
 

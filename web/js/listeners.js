@@ -26,13 +26,14 @@ export class ListenersPanel {
   async #refresh() {
     try {
       const { samples } = await api.get(`/api/rooms/${encodeURIComponent(this.roomId)}/listeners`);
-      this.chart.show(samples);
+      if (!this.left) this.chart.show(samples);
     } catch (error) {
       this.note.textContent = error.code === "not_found" ? "No counts yet: the first comes within seconds." : error.message;
     }
   }
 
   leave() {
+    this.left = true;
     clearInterval(this.timer);
     this.chart.destroy();
   }

@@ -20,6 +20,8 @@ export class RankingsView {
     this.metric = "unique";
     this.period = "week";
     this.market = "";
+    this.asked = 0; // the latest request: an older answer arriving late is dropped
+    this.left = false;
     this.list = h("ol", { class: "ranking-list", "aria-labelledby": "rankings-title" });
     this.empty = h("p", { class: "empty" }, "Loading…");
     this.chart = new BarChart("Top rooms");
@@ -47,6 +49,7 @@ export class RankingsView {
   }
 
   leave() {
+    this.left = true;
     this.chart.destroy();
     this.listenersChart.destroy();
     this.marketsChart.destroy();
@@ -62,8 +65,10 @@ export class RankingsView {
     if (this.market) query.set("market", this.market);
     const artists = new URLSearchParams({ period: this.period, limit: "10" });
     if (this.market) artists.set("market", this.market);
+    const asked = ++this.asked;
     try {
       const [rooms, top] = await Promise.all([api.get(`/api/rankings?${query}`), api.get(`/api/rankings/artists?${artists}`)]);
+      if (this.left || asked !== this.asked) return;
       this.#showRooms(rooms.rankings);
       fill(this.artists, ...top.rankings.map((a) => h("li", {}, h("span", { class: "rank" }, `#${a.rank}`), nameLabel(a.host), h("span", { class: "rank-value" }, `${formatCount(a.value)} listeners · ${a.rooms} ${a.rooms === 1 ? "room" : "rooms"}`))));
     } catch (error) {
@@ -94,8 +99,10 @@ export class RankingsView {
 
   async #showRoom(ranked) {
     const id = encodeURIComponent(ranked.room_id);
+    const asked = ++this.asked;
     try {
       const [series, markets] = await Promise.all([api.get(`/api/rooms/${id}/listeners`), api.get(`/api/rankings/markets?room=${id}`)]);
+      if (this.left || asked !== this.asked) return;
       fill(
         this.detail,
         h("h2", { id: "detail-title" }, ranked.title),

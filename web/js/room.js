@@ -174,6 +174,7 @@ export class RoomView {
 
   /** An ended room's replay, when it was recorded (its playlist is written as the room ends). */
   async #offerReplay() {
+    if (this.room?.settings?.recording === false) return; // nothing was kept
     const url = `/hls/${encodeURIComponent(this.roomId)}/replay.m3u8`;
     for (let attempt = 0; attempt < 5 && !this.left; attempt++) {
       const found = await fetch(url, { method: "HEAD" }).then((r) => r.ok, () => false);
@@ -190,11 +191,11 @@ export class RoomView {
     }
   }
 
-  #startAudio() {
+  #startAudio(onStage = this.onStage) {
     const element = document.getElementById("room-audio");
     // A crowded room's audience listens over HLS; the stage always over WebRTC.
     this.audio =
-      this.media.mode === "hls" && !this.onStage
+      this.media.mode === "hls" && !onStage
         ? new HlsListening({ url: this.media.hls_url, element })
         : new RoomAudio({
             connection: this.connection,
@@ -204,8 +205,8 @@ export class RoomView {
             originalSound: localStorage.getItem(ORIGINAL_SOUND_KEY) === "1",
           });
     this.audio.addEventListener("status", this.onAudioStatus);
-    this.audio.setMicEnabled(this.#micOpen());
-    this.audio.connect(this.onStage);
+    this.audio.setMicEnabled(onStage && this.#micOpen());
+    this.audio.connect(onStage);
   }
 
   #stopAudio() {
@@ -219,8 +220,10 @@ export class RoomView {
     if (!this.audio) return;
     if (this.audio instanceof HlsListening) {
       if (reason === "on stage") {
-        this.#stopAudio(); // brought on stage: WebRTC from now on
-        this.#startAudio();
+        // Brought on stage: WebRTC from now on. (rtc:restart comes before the room:state with
+        // the new role, so say it: don't ask onStage.)
+        this.#stopAudio();
+        this.#startAudio(true);
       }
       return;
     }
