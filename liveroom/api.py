@@ -6,10 +6,11 @@ import csv
 import io
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from liveroom.auth import Identity, TokenService
@@ -86,6 +87,35 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
     return response
+
+
+CORS_MAX_AGE_S = 600
+
+
+def cors(origins: Collection[str]) -> Middleware:
+    """Other sites' pages may call ``/api`` only from ``origins`` (same-origin by default):
+    those get ``Access-Control-Allow-Origin`` and their preflights an answer; anyone else gets
+    no CORS headers at all, so their browsers refuse to read the reply."""
+    allowed = frozenset(origins)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        api = request.path.startswith("/api/")
+        if not api or origin not in allowed:
+            return await handler(request)
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_S)
+        else:
+            response = await handler(request)
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        return response
+
+    return middleware
 
 
 def client_ip(request: web.Request) -> str:

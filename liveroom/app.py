@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from liveroom.api import PlatformApi, error_middleware, security_headers
+from liveroom.api import PlatformApi, cors, error_middleware, security_headers
 from liveroom.auth import Identity, TokenService
 from liveroom.clock import Clock, SystemClock
 from liveroom.config import Config
@@ -104,7 +104,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     assert config.secret is not None
     clock = clock or SystemClock()
     app = web.Application(
-        middlewares=[security_headers, error_middleware], client_max_size=1024 * 1024
+        middlewares=[security_headers, cors(config.cors_origins), error_middleware],
+        client_max_size=1024 * 1024,
     )
 
     tokens = TokenService(config.secret, clock, config.guest_token_ttl_s)
@@ -117,6 +118,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         queue_limit=config.socket_queue_limit,
         async_mode="aiohttp",
         max_http_buffer_size=config.max_message_bytes,
+        cors_allowed_origins=_socket_origins(config.cors_origins),
         logger=False,
         engineio_logger=False,
     )
@@ -237,6 +239,22 @@ def _media_engine(config: Config, clock: Clock) -> MediaEngine:
     are given). HLS and recordings under the media dir."""
     hls = HlsSettings(config.effective_media_dir / "hls", config.hls_segment_s, config.hls_window)
     return MediaEngine((), clock.now_ms, hls=hls, loopback_candidates=config.ice_loopback)
+
+
+def _socket_origins(named: tuple[str, ...]) -> Callable[[str | None, dict[str, Any]], bool] | None:
+    """Which pages may open a socket: this server's own (engine.io's same-origin check, the
+    default) and the sites the operator names."""
+    if not named:
+        return None
+
+    def allowed(origin: str | None, environ: dict[str, Any]) -> bool:
+        host = environ.get("HTTP_HOST", "")
+        scheme = environ.get("HTTP_X_FORWARDED_PROTO", environ.get("wsgi.url_scheme", "http"))
+        forwarded = environ.get("HTTP_X_FORWARDED_HOST", host)
+        own = {f"{environ.get('wsgi.url_scheme', 'http')}://{host}", f"{scheme}://{forwarded}"}
+        return origin in named or origin in own
+
+    return allowed
 
 
 def _refuse_what_cannot_run(config: Config) -> None:

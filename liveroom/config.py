@@ -45,6 +45,7 @@ class Config:
     host_grace_s: float = 60.0
     reactions: tuple[str, ...] = DEFAULT_REACTIONS
     ice_servers: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
     turn_secret: str | None = None
     turn_ttl_s: int = 6 * 3600
     ice_loopback: bool = False
@@ -183,6 +184,12 @@ OPTIONS: tuple[Option, ...] = (
         "ice_servers",
         "--ice-server",
         "STUN/TURN URL for clients and the server (repeat)",
+        repeatable=True,
+    ),
+    Option(
+        "cors_origins",
+        "--cors-origin",
+        "another site's origin allowed to call the API and connect (repeat; default: none)",
         repeatable=True,
     ),
     Option("turn_secret", "--turn-secret", "coturn use-auth-secret key: TURN credentials per user"),
