@@ -7,8 +7,6 @@ movable into its own worker process when signaling load would make mixer ticks l
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,10 +89,9 @@ class MediaEngine:
         room = self._rooms.pop(room_id, None)
         self.levels.forget(room_id)
         if room is not None:
+            # Not recorded: the live window stays for the listeners still a few seconds behind;
+            # the retention sweep deletes it an hour later.
             await room.close(ended=ended)
-            if ended and room.hls is not None and not room.hls.recording:
-                # Not recorded: the live window has no use once the room is over.
-                await asyncio.to_thread(shutil.rmtree, room.hls.directory, ignore_errors=True)
 
     async def offer(
         self, room_id: str, user_id: str, sdp: str, kind: str, *, may_publish: bool

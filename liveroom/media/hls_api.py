@@ -38,8 +38,9 @@ SEGMENT_TYPE = "video/mp2t"
 SEGMENT_CACHE = "public, max-age=86400, immutable"
 """A name never means other audio; a day, not a year, so a deleted replay leaves caches too."""
 NOT_FOUND_CACHE = "no-store"  # a room about to go live must not stay "not found" in a cache
-REPLAY_CACHE = "public, max-age=60"
-SWEEP_S = 3600.0  # the host may delete it: caches let go within a minute
+REPLAY_CACHE = "public, max-age=60"  # the host may delete it: caches let go within a minute
+SWEEP_S = 3600.0
+UNRECORDED_KEEP_S = 3600.0
 
 
 class HlsApi:
@@ -114,7 +115,7 @@ class HlsApi:
 def _starts_a_play(request: web.Request) -> bool:
     """A player starting the replay fetches its playlist once, whole: not a HEAD, a range or a
     cache's revalidation. (Behind a CDN only the CDN's fetches reach here: count plays there.)"""
-    conditional = {"If-None-Match", "If-Modified-Since", "Range"} & set(request.headers)
+    conditional = any(h in request.headers for h in ("If-None-Match", "If-Modified-Since", "Range"))
     return request.method == "GET" and not conditional
 
 
@@ -127,8 +128,8 @@ class ReplayRetention:
         self._retention_s = retention_s
         self._clock = clock
         self._sweeper = Periodic("replay-retention", SWEEP_S, self.sweep, clock)
-        self._first: asyncio.Task[None] | None = None  # at start: a server restarted hourly
-        # still sweeps
+        self._first: asyncio.Task[None] | None = None
+        """The sweep at start: a server restarted more often than hourly still sweeps."""
 
     def start(self) -> None:
         self._sweeper.start()
@@ -146,8 +147,10 @@ class ReplayRetention:
 
 
 def expired_replays(directory: Path, now_s: float, retention_s: float) -> list[Path]:
-    """Rooms' HLS directories past their retention: a replay written longer ago than that, or
-    a room that ended without one (recording off) — never a live room's (its playlist is fresh)."""
+    """Rooms' HLS directories past their time: a replay written longer ago than the retention,
+    or the live window of a room that ended unrecorded an hour ago (its last listeners, a few
+    seconds behind, are long done) — never a live room's (its playlist is rewritten each
+    segment)."""
     if not directory.is_dir():
         return []
     old = []
@@ -155,8 +158,9 @@ def expired_replays(directory: Path, now_s: float, retention_s: float) -> list[P
         if not room.is_dir() or not ROOM_ID.fullmatch(room.name):
             continue
         replay, live = room / REPLAY_PLAYLIST, room / LIVE_PLAYLIST
+        keep_s = retention_s if replay.exists() else min(retention_s, UNRECORDED_KEEP_S)
         newest = max((p.stat().st_mtime for p in (replay, live) if p.exists()), default=0.0)
-        if newest < now_s - retention_s:
+        if newest < now_s - keep_s:
             old.append(room)
     return old
 

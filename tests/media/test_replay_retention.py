@@ -31,7 +31,7 @@ async def test_the_sweep_deletes_replays_past_their_retention(tmp_path: Path) ->
     expired = room(hls, "0000000000000001", {"replay.m3u8": 31, "seg-000000.ts": 31}, now_s)
     kept = room(hls, "0000000000000002", {"replay.m3u8": 29, "seg-000000.ts": 29}, now_s)
     live = room(hls, "0000000000000003", {"live.m3u8": 0}, now_s)
-    unrecorded = room(hls, "0000000000000004", {"live.m3u8": 45}, now_s)  # ended, no replay
+    unrecorded = room(hls, "0000000000000004", {"live.m3u8": 0.05}, now_s)  # ended 72 min ago
     other = room(hls, "not-a-room", {"notes.txt": 400}, now_s)
 
     retention = ReplayRetention(hls, 30 * DAY_S, clock)
