@@ -156,9 +156,15 @@ class RoomService:
         self._participation.start()
 
     async def admit(self, identity: Identity) -> None:
-        """Connect guard: a user banned server-wide cannot connect at all."""
+        """Connect guard: a user banned server-wide cannot connect at all. Admins are noted as
+        they connect: as targets they rank as host."""
         if identity.user_id in self._server_bans:
             raise Forbidden("you are banned from this server")
+        self._note_admin(identity)
+
+    def _note_admin(self, identity: Identity) -> None:
+        if identity.grants.admin and len(self._admins) < MAX_ADMINS:
+            self._admins.add(identity.user_id)
 
     async def stop(self) -> None:
         """Stop ticking. Sockets closing after this are a shutdown, not members leaving: their
@@ -287,8 +293,7 @@ class RoomService:
         gamed), so its market is at most its region."""
         actor = actor_of(identity)
         market = identity.market or (None if identity.guest else market) or region
-        if identity.grants.admin and len(self._admins) < MAX_ADMINS:
-            self._admins.add(identity.user_id)
+        self._note_admin(identity)
         async with self._lock(room_id):
             state = self.state(room_id)
             if self.is_banned(state, identity.user_id):
