@@ -15,6 +15,7 @@ from typing import Any
 
 import engineio
 import socketio
+from socketio import packet
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,10 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
             await socket.close(wait=False, abort=True)
 
 
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "message"})
+"""Names python-socketio gives its own handlers: never a client's event."""
+
+
 class LiveroomSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server, on a :class:`BoundedEngineIO`."""
 
@@ -100,6 +105,23 @@ class LiveroomSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     def engine(self) -> BoundedEngineIO:
         eio: BoundedEngineIO = self.eio
         return eio
+
+    async def _handle_event(
+        self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]
+    ) -> None:
+        """A client's event named like one of the server's own (``connect``, ``disconnect``)
+        would run that handler: python-socketio dispatches events by name alone. Answered
+        ``invalid`` and dropped."""
+        if data and data[0] in RESERVED_EVENTS:
+            if id is not None:
+                message = f"{data[0]} is not an event a client may send"
+                refused = {"ok": False, "error": {"code": "invalid", "message": message}}
+                ack = self.packet_class(
+                    packet.ACK, namespace=namespace or "/", id=id, data=[refused]
+                )
+                await self._send_packet(eio_sid, ack)
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
 
     async def _handle_eio_disconnect(self, eio_sid: str, *args: Any) -> Any:
         self.engine.forget_transport(eio_sid)
