@@ -72,10 +72,14 @@ class StaffEntry(Payload):
     role: Literal["cohost", "moderator"]
 
 
+MAX_TIME_MS = 2**53 - 1
+"""The largest time a client can mean (JavaScript's exact integers; SQL's BIGINT holds it)."""
+
+
 class CreateRoom(Payload):
     title: str = Field(min_length=1, max_length=120)
     topics: list[str] = Field(default_factory=list, max_length=5)
-    scheduled_for: int | None = None
+    scheduled_for: int | None = Field(default=None, ge=0, le=MAX_TIME_MS)
     market: str | None = Field(default=None, pattern=MARKET)
     settings: Settings | None = None
     staff: list[StaffEntry] = Field(default_factory=list, max_length=12)
