@@ -157,7 +157,16 @@ class RoomMedia:
             await pc.setLocalDescription(await pc.createAnswer())
         except ValueError as e:  # aiortc's word for an offer it cannot use (codecs, SDP)
             await self._close_peer(user_id)
+            if self.closed or self._epochs.get(user_id, 0) != epoch:
+                raise Gone("no longer in the room") from None
             raise Invalid(f"the offer cannot be answered: {e}") from None
+        except Exception:
+            await self._close_peer(user_id)
+            if self.closed or self._epochs.get(user_id, 0) != epoch:
+                # The user left (or the room ended) mid-answer and their connection was
+                # closed under it: aiortc's complaint about a closed connection means "gone".
+                raise Gone("no longer in the room") from None
+            raise
         except BaseException:
             await self._close_peer(user_id)
             raise

@@ -8,7 +8,10 @@ one is fixed its test passes, fails the suite, and the narrowing in ``KNOWN_DEFE
 
 from __future__ import annotations
 
+import asyncio
 import time
+
+from aiortc import RTCPeerConnection
 
 from liveroom.app import ENGINE, REGISTRY, create_app
 from liveroom.config import Config
@@ -54,3 +57,25 @@ async def test_a_schedule_past_any_database_integer_is_invalid(connect: Connect)
     host = await connect("artist", host=True)
     ack = await host.call("room:create", {"title": "Later", "scheduled_for": 2**63})
     assert ack["error"]["code"] == "invalid"
+
+
+async def test_an_offer_racing_its_senders_leave_is_gone_not_internal(connect: Connect) -> None:
+    """Found by the fuzzer: the closed connection's error used to answer `internal`."""
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    host = await connect("artist", host=True)
+    fan = await connect("fan")
+    room_id = (await host.request("room:create", {"title": "Live"}))["room"]["id"]
+    await host.request("room:join", {"room_id": room_id})
+    codes = set()
+    for _ in range(3):
+        await fan.request("room:join", {"room_id": room_id})
+        offer, _left = await asyncio.gather(
+            fan.call("rtc:offer", {"room_id": room_id, "sdp": sdp, "type": "offer"}),
+            fan.request("room:leave", {"room_id": room_id}),
+        )
+        codes.add("ok" if offer["ok"] else offer["error"]["code"])
+    assert codes <= {"ok", "gone"}
