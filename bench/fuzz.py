@@ -5,9 +5,9 @@ garbage against a real server, every invariant checked after every step.
 
 Runs examples (a fresh server and fresh clients each) until ``--steps`` steps ran, prints steps
 per second and what the events were answered, and the first failure with hypothesis's minimal
-failing program and a ``@reproduce_failure`` blob; exits 1 on a failure. ``--known-defects`` also
-sends the inputs of the defects listed in ``tests/fuzzing.py`` ``KNOWN_DEFECTS`` (the run then
-fails on them). The last line printed is one JSON object.
+failing program and a ``@reproduce_failure`` blob; exits 1 on a failure. ``--known-defects``: do
+not steer clear of the defects listed in ``tests/fuzzing.py`` ``KNOWN_DEFECTS`` (the run then
+fails on them). ``--seed N``: the same run again. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=100_000, help="steps to run (at least)")
     parser.add_argument("--steps-per-example", type=int, default=200)
     parser.add_argument("--seed", type=int, default=None, help="hypothesis seed (reproducible)")
-    parser.add_argument("--known-defects", action="store_true", help="send their inputs too")
+    parser.add_argument("--known-defects", action="store_true", help="do not avoid them")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
 

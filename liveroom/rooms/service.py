@@ -401,6 +401,8 @@ class RoomService:
                     await self.apply(state.id, Leave(), Actor(user_id, name))
                 else:
                     await self.apply(state.id, Remove(user_id, ban=True), actor_of(actor))
+            except Gone:
+                continue  # the room ended meanwhile: nobody is left in it to remove
             except Exception:
                 logger.exception("server ban of user %s in room %s", user_id, state.id)
         for sid in self._sids_of_user(user_id):

@@ -9,11 +9,13 @@ one is fixed its test passes, fails the suite, and the narrowing in ``KNOWN_DEFE
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
+import pytest
 from aiortc import RTCPeerConnection
 
-from liveroom.app import ENGINE, REGISTRY, create_app
+from liveroom.app import ENGINE, REGISTRY, ROOMS, RunningServer, create_app
 from liveroom.config import Config
 from tests.conftest import IN_CI, Connect
 from tests.fuzzing import SPECS, FuzzOptions, FuzzStats, run_fuzz
@@ -79,3 +81,26 @@ async def test_an_offer_racing_its_senders_leave_is_gone_not_internal(connect: C
         )
         codes.add("ok" if offer["ok"] else offer["error"]["code"])
     assert codes <= {"ok", "gone"}
+
+
+async def test_a_server_ban_racing_a_rooms_end_logs_no_error(
+    server: RunningServer, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    rooms = server.app[ROOMS]
+    admin = await connect("boss", admin=True)
+    host, other_host = await connect("artist", host=True), await connect("dj", host=True)
+    fan = await connect("fan")
+    first = (await host.request("room:create", {"title": "First"}))["room"]["id"]
+    second = (await other_host.request("room:create", {"title": "Second"}))["room"]["id"]
+    for client, room_id in ((host, first), (other_host, second), (fan, first), (fan, second)):
+        await client.request("room:join", {"room_id": room_id})
+    await fan.request("stage:request", {"room_id": second})  # holds a place in `second`
+    caplog.set_level(logging.ERROR, logger="liveroom")
+    async with rooms._lock(first):  # the ban waits in the first room while the second ends
+        ban = asyncio.create_task(
+            admin.call("room:remove", {"room_id": first, "user_id": "fan", "everywhere": True})
+        )
+        await asyncio.sleep(0.05)
+        await other_host.request("room:end", {"room_id": second})
+    assert (await ban)["ok"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
