@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from aiohttp_remotes import XForwardedFiltered
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from liveroom.auth import Identity, TokenService
@@ -24,7 +26,7 @@ from liveroom.errors import (
     Unauthorized,
     error_body,
 )
-from liveroom.ratelimit import RateLimits
+from liveroom.ratelimit import RateLimits, ip_key
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +120,37 @@ def cors(origins: Collection[str]) -> Middleware:
     return middleware
 
 
+def forwarded_for(trusted: Collection[str]) -> Middleware:
+    """Behind reverse proxies at ``trusted`` (addresses or networks), a request they pass on is
+    from the address their ``X-Forwarded-For`` names (the last one that is not a proxy of ours),
+    and so are its rate limits; a request from anywhere else is taken at its word's address,
+    its ``X-Forwarded-For`` ignored. Without ``trusted``, nothing is rewritten."""
+    networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
+    rewrite = XForwardedFiltered(set(networks)).middleware if networks else None
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if rewrite is None or not peer or not _within(peer[0], networks):
+            return await handler(request)
+        return await rewrite(request, handler)
+
+    return middleware
+
+
+def _within(
+    address: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
 def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """What the request's address is rate-limited by (see :func:`ip_key`)."""
+    return ip_key(request.remote)
 
 
 def bearer_identity(request: web.Request, tokens: TokenService) -> Identity:

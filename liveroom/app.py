@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from liveroom.api import PlatformApi, cors, error_middleware, security_headers
+from liveroom.api import PlatformApi, cors, error_middleware, forwarded_for, security_headers
 from liveroom.auth import Identity, TokenService
 from liveroom.clock import Clock, SystemClock
 from liveroom.config import Config
@@ -104,7 +104,12 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     assert config.secret is not None
     clock = clock or SystemClock()
     app = web.Application(
-        middlewares=[security_headers, cors(config.cors_origins), error_middleware],
+        middlewares=[
+            forwarded_for(config.trusted_proxies),
+            security_headers,
+            cors(config.cors_origins),
+            error_middleware,
+        ],
         client_max_size=1024 * 1024,
     )
 
@@ -183,7 +188,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
 
     on_join = (qa.joined, playlists.joined)
     media_info = _media_info(config, clock, rooms)
-    room_events.register(registry, rooms, limits, audio, media_info, qa, on_join)
+    room_events.register(registry, rooms, audio, media_info, qa, on_join)
     qa_events.register(registry, rooms, qa)
     playlist_events.register(registry, rooms, playlists)
     signaling.connect_guards.append(rooms.admit)

@@ -8,6 +8,7 @@ environment, then the default.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import secrets
@@ -46,6 +47,7 @@ class Config:
     reactions: tuple[str, ...] = DEFAULT_REACTIONS
     ice_servers: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
     turn_secret: str | None = None
     turn_ttl_s: int = 6 * 3600
     ice_loopback: bool = False
@@ -151,6 +153,12 @@ def _emoji_list(text: str) -> tuple[str, ...]:
     return emoji
 
 
+def _network(text: str) -> str:
+    """An address or network, as written (``ValueError`` for anything else)."""
+    ipaddress.ip_network(text.strip(), strict=False)
+    return text.strip()
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("host", "--host", "address to listen on", str),
     Option("port", "--port", "port to listen on", int),
@@ -190,6 +198,13 @@ OPTIONS: tuple[Option, ...] = (
         "cors_origins",
         "--cors-origin",
         "another site's origin allowed to call the API and connect (repeat; default: none)",
+        repeatable=True,
+    ),
+    Option(
+        "trusted_proxies",
+        "--trusted-proxy",
+        "address or network of a reverse proxy whose X-Forwarded-For is believed (repeat)",
+        _network,
         repeatable=True,
     ),
     Option("turn_secret", "--turn-secret", "coturn use-auth-secret key: TURN credentials per user"),

@@ -15,6 +15,7 @@ _ACTORS: tuple[tuple[str, Standing], ...] = (
     ("banned", Standing(role=Role.LISTENER, banned=True)),
     ("grants.host", Standing(host_grant=True)),
     ("admin", Standing(admin=True)),
+    ("admin listening", Standing(role=Role.LISTENER, admin=True)),
 )
 
 
@@ -50,7 +51,8 @@ def render() -> str:
         "Rank: host > cohost > moderator > speaker > listener. A moderating action may only target",
         "a strictly lower rank. Only the host names or removes co-hosts and moderators. Anyone may",
         "demote or mute themself; nobody unmutes anyone else. A token with `grants.admin` acts in",
-        "every room as its host. `✓` allowed, `self` only on oneself, `open mode` only when the",
+        "every room as its host (`admin`); one who joined a room as a listener may also raise a",
+        "hand (`admin listening`). `✓` allowed, `self` only on oneself, `open mode` only when the",
         "room's `playlist_mode` is `open`, `—` refused with `forbidden`.",
         "",
         "## Who may send what",

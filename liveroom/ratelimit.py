@@ -4,13 +4,20 @@ The arithmetic is GCRA (a token bucket kept as one timestamp per key): :func:`ad
 table-tested; :class:`RateLimiter` keeps the timestamps for one named limit and raises
 :class:`RateLimited` with ``retry_after``. Defaults live in :data:`DEFAULT_RATE_LIMITS`; the
 ``--rate-limits`` option overrides any of them (tests and benchmarks raise them).
+
+An action is limited per user by the limit of its name and per IP by ``<name>_per_ip``
+(:meth:`RateLimits.charge`): a hit counts against both or neither, so a spammer refused by their
+own limit does not spend the budget of the others behind the same address (a venue's Wi-Fi, a
+carrier NAT). IPv6 addresses are keyed by their /64, the block one subscriber gets.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from liveroom.clock import Clock
 from liveroom.errors import RateLimited
@@ -38,26 +45,53 @@ class RateLimit:
 @dataclass(frozen=True, slots=True)
 class LimitSpec:
     limit: RateLimit
-    per: str  # what the limit is kept per: "user", "IP"
+    per: Literal["user", "IP"]
     what: str
 
 
+PER_IP = "_per_ip"
+"""The suffix of an action's per-IP limit."""
+
+
+def _both(action: str, user: RateLimit, ip: RateLimit, what: str) -> dict[str, LimitSpec]:
+    return {
+        action: LimitSpec(user, "user", what),
+        action + PER_IP: LimitSpec(ip, "IP", f"{what}, from one address"),
+    }
+
+
 LIMITS: dict[str, LimitSpec] = {
-    "events": LimitSpec(
-        RateLimit(30, 1), "user", "client events of every kind: generous for people, stops a script"
+    **_both(
+        "events",
+        RateLimit(30, 1),
+        RateLimit(600, 1),
+        "client events of every kind: generous for people, stops a script",
     ),
+    **_both("connects", RateLimit(30, 60), RateLimit(300, 60), "Socket.IO connections opened"),
     "guest_tokens": LimitSpec(
         RateLimit(10, 60), "IP", "guest tokens minted (records must not be inflatable by minting)"
     ),
-    "connects": LimitSpec(RateLimit(60, 60), "IP", "Socket.IO connections opened"),
-    "reactions": LimitSpec(RateLimit(10, 1), "user", "`react` taps (they are summed per room)"),
-    "reports": LimitSpec(RateLimit(5, 60), "user", "`room:report`"),
-    "questions": LimitSpec(
-        RateLimit(1, 30), "user", "`qa:ask` questions taken (a refused question costs nothing)"
+    **_both("joins", RateLimit(20, 60), RateLimit(600, 60), "`room:join`"),
+    **_both(
+        "reactions",
+        RateLimit(10, 1),
+        RateLimit(200, 1),
+        "`react` taps (they are summed per room)",
+    ),
+    **_both("votes", RateLimit(60, 60), RateLimit(1200, 60), "`qa:vote` and `qa:unvote`"),
+    **_both("reports", RateLimit(5, 60), RateLimit(60, 60), "`room:report`"),
+    **_both(
+        "questions",
+        RateLimit(1, 30),
+        RateLimit(60, 60),
+        "`qa:ask` questions taken (a refused question costs nothing)",
     ),
     "uploads": LimitSpec(RateLimit(20, 3600), "user", "media files uploaded to playlists"),
-    "offers": LimitSpec(
-        RateLimit(5, 10), "user", "`rtc:offer` (each makes a DTLS key and a peer connection)"
+    **_both(
+        "offers",
+        RateLimit(5, 10),
+        RateLimit(100, 10),
+        "`rtc:offer` (each makes a DTLS key and a peer connection)",
     ),
 }
 """Every named limit, its default and its meaning; each feature adds its own here, so
@@ -77,6 +111,10 @@ def render_limits_doc() -> str:
         "HTTP replies are 429 with `Retry-After`. Every limit allows its whole count back to back,",
         "then one more each `SECONDS / COUNT`. Override any of them with",
         "`--rate-limits name=COUNT/SECONDS,...` (`LIVEROOM_RATE_LIMITS`).",
+        "",
+        "Each action is limited per user and, under `<action>_per_ip`, per address (an IPv6",
+        "address by its /64); a hit counts against both or, when either refuses, neither. Behind",
+        "a reverse proxy, name it with `--trusted-proxies` so the address is the client's.",
         "",
         "| name | default | per | what |",
         "|---|---|---|---|",
@@ -101,6 +139,20 @@ def parse_rate_limits(text: str) -> dict[str, RateLimit]:
             raise ValueError(f"unknown rate limit {name.strip()!r} (known: {known})")
         limits[name.strip()] = RateLimit(int(count), float(per))
     return limits
+
+
+def ip_key(remote: str | None) -> str:
+    """The key an address is limited by: an IPv4 address, an IPv6 /64 (an IPv4-mapped IPv6
+    address is its IPv4 address), ``"unknown"`` for what is not an address."""
+    try:
+        address = ipaddress.ip_address(remote or "")
+    except ValueError:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def admit(tat: float, now: float, limit: RateLimit) -> tuple[float, float | None]:
@@ -128,12 +180,18 @@ class RateLimiter:
 
     def hit(self, key: str) -> None:
         """Count one hit for ``key`` or raise :class:`RateLimited` (the hit is not counted)."""
-        now = self._clock.monotonic()
-        tat = self._admitted(key, now)
+        self.count(key, self.check(key))
+
+    def check(self, key: str) -> float:
+        """Raise :class:`RateLimited` if a hit for ``key`` would be refused now; else what
+        :meth:`count` records for it."""
+        return self._admitted(key, self._clock.monotonic())
+
+    def count(self, key: str, tat: float) -> None:
         self._tats[key] = tat
         self._tats.move_to_end(key)
         if len(self._tats) > self._max_keys:
-            self._evict(now)
+            self._evict(self._clock.monotonic())
 
     def _admitted(self, key: str, now: float) -> float:
         tat, retry_after = admit(self._tats.get(key, now), now, self.limit)
@@ -162,6 +220,18 @@ class RateLimits:
 
     def hit(self, name: str, key: str) -> None:
         self._limiters[name].hit(key)
+
+    def charge(self, action: str, user_id: str, remote: str | None) -> None:
+        """One ``action`` by ``user_id`` from ``remote``: counted against the user's limit and
+        the address's (``<action>_per_ip``, when there is one), or refused by either and counted
+        against neither."""
+        hits = [(self._limiters[action], user_id)]
+        per_ip = self._limiters.get(action + PER_IP)
+        if per_ip is not None:
+            hits.append((per_ip, ip_key(remote)))
+        admitted = [(limiter, key, limiter.check(key)) for limiter, key in hits]
+        for limiter, key, tat in admitted:
+            limiter.count(key, tat)
 
     def __getitem__(self, name: str) -> RateLimiter:
         return self._limiters[name]

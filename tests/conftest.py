@@ -28,7 +28,7 @@ from liveroom.config import Config
 from liveroom.db.migrate import upgrade
 from liveroom.db.session import create_engine
 from liveroom.media.ice import use_loopback_candidates
-from liveroom.ratelimit import RateLimit
+from liveroom.ratelimit import LIMITS, PER_IP, RateLimit
 from tests.fakes import FakeClock
 
 TEST_SECRET = "test-secret-" + "x" * 60
@@ -40,6 +40,16 @@ def need_service(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI must provide this: {reason}")
     pytest.skip(reason)
+
+
+LOOPBACK_LIMITS: dict[str, RateLimit] = {
+    "events": RateLimit(1000, 1),
+    "connects": RateLimit(1000, 1),
+    **{name: RateLimit(1_000_000, 1) for name in LIMITS if name.endswith(PER_IP)},
+}
+"""Every test client comes from 127.0.0.1, and the tests' users each act quickly: the per-IP
+limits and the per-user event and connect limits are raised; the other per-user limits keep their
+defaults (tests check them)."""
 
 
 def free_port() -> int:
@@ -62,7 +72,7 @@ def config(tmp_path: Path) -> Config:
         port=0,
         data_dir=tmp_path / "data",
         secret=TEST_SECRET,
-        rate_limits={"events": RateLimit(1000, 1), "connects": RateLimit(1000, 1)},
+        rate_limits=LOOPBACK_LIMITS,
         shutdown_timeout_s=1.0,
     )
 

@@ -8,10 +8,13 @@ import pytest
 
 from liveroom.errors import RateLimited
 from liveroom.ratelimit import (
+    LIMITS,
+    PER_IP,
     RateLimit,
     RateLimiter,
     RateLimits,
     admit,
+    ip_key,
     parse_rate_limits,
     render_limits_doc,
 )
@@ -95,3 +98,41 @@ def test_parse_rate_limits_refuses_nonsense(text: str) -> None:
 def test_docs_limits_md_is_current() -> None:
     on_disk = (Path(__file__).resolve().parent.parent / "docs" / "limits.md").read_text()
     assert on_disk == render_limits_doc(), "run: liveroom docs limits > docs/limits.md"
+
+
+@pytest.mark.parametrize(
+    ("remote", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),  # one subscriber's block, any address
+        ("2001:db8:1:2:ffff::9", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),  # an IPv4 client on a dual-stack socket
+        (None, "unknown"),
+        ("not an address", "unknown"),
+    ],
+)
+def test_ip_key(remote: str | None, key: str) -> None:
+    assert ip_key(remote) == key
+
+
+def test_an_action_is_charged_per_user_and_per_address(fake_clock: FakeClock) -> None:
+    limits = RateLimits({"votes": RateLimit(2, 10), "votes" + PER_IP: RateLimit(3, 10)}, fake_clock)
+    limits.charge("votes", "ana", "198.51.100.1")
+    limits.charge("votes", "ana", "198.51.100.1")
+    with pytest.raises(RateLimited):  # ana's own limit
+        limits.charge("votes", "ana", "198.51.100.1")
+    limits.charge("votes", "ben", "198.51.100.1")  # ana's refusal spent none of the address's
+    with pytest.raises(RateLimited):  # the address's limit: 3 votes
+        limits.charge("votes", "cy", "198.51.100.1")
+    limits.charge("votes", "cy", "198.51.100.2")  # another address
+    # cy's refused vote was not counted against cy either: one more fits cy's own limit.
+    limits.charge("votes", "cy", "198.51.100.3")
+    with pytest.raises(RateLimited):
+        limits.charge("votes", "cy", "198.51.100.4")
+
+
+def test_every_per_ip_limit_belongs_to_an_action_limited_per_user() -> None:
+    for name, spec in LIMITS.items():
+        if name.endswith(PER_IP):
+            assert spec.per == "IP"
+            assert LIMITS[name.removesuffix(PER_IP)].per == "user"

@@ -136,15 +136,17 @@ class QaService:
     # --- commands ------------------------------------------------------------------------------
 
     async def ask(
-        self, identity: Identity, room_id: str, text: str, anonymous: bool
+        self, identity: Identity, room_id: str, text: str, anonymous: bool, remote: str | None
     ) -> dict[str, Any]:
         state = self._rooms.state(room_id)
         command = model.Ask(secrets.token_hex(8), text, anonymous, state.settings.qa_mode)
         # A refused question (duplicate, too long) says why and costs no quota; one that would
         # be taken is charged before it is written, so nothing is refused after it was saved.
-        questions = self._limits["questions"]
         outcome = await self._run(
-            room_id, command, identity, lambda: questions.hit(identity.user_id)
+            room_id,
+            command,
+            identity,
+            lambda: self._limits.charge("questions", identity.user_id, remote),
         )
         return {"question": question_view(outcome.changed[0], identity.user_id, False, False)}
 

@@ -1,8 +1,9 @@
 """Every Socket.IO connection and event passes through here, and every error becomes an ack here.
 
-An event goes: rate limit (per user) → in-flight cap (per socket) → look up the handler (unknown
-→ ``invalid``) → parse the payload (→ ``invalid``) → resolve who the actor is in the room →
-authorize against the permission table (→ ``forbidden``) → run the handler. A
+An event goes: rate limit (per user and per IP) → in-flight cap (per socket) → look up the
+handler (unknown → ``invalid``) → parse the payload (→ ``invalid``) → resolve who the actor is in
+the room → authorize against the permission table (→ ``forbidden``) → the event's own rate limit,
+if it has one → run the handler. A
 :class:`LiveroomError` becomes ``{"ok": false, "error": ...}``; anything else becomes an
 ``internal`` ack whose message names the id it was logged under. The connection always lives.
 """
@@ -20,7 +21,7 @@ from socketio.exceptions import ConnectionRefusedError as SioConnectionRefused
 from liveroom.auth import Identity, TokenService, accept_language_region
 from liveroom.errors import Internal, Invalid, LiveroomError, RateLimited, error_body
 from liveroom.permissions import authorize
-from liveroom.ratelimit import RateLimits
+from liveroom.ratelimit import PER_IP, RateLimits, ip_key
 from liveroom.signaling.payloads import parse
 from liveroom.signaling.registry import Ack, EventContext, EventRegistry
 from liveroom.signaling.transport import LiveroomSocketServer
@@ -78,8 +79,8 @@ class Signaling:
         languages = request.headers.get("Accept-Language") if request is not None else None
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
-            self._limits.hit("connects", f"ip:{remote}")
-            identity = self._tokens.verify(token)
+            identity = self._verified(token, remote)
+            self._limits.charge("connects", identity.user_id, remote)
             for guard in self.connect_guards:
                 await guard(identity)
         except LiveroomError as e:
@@ -89,6 +90,15 @@ class Signaling:
         self._by_user.setdefault(identity.user_id, set()).add(sid)
         self._users.seen(identity)
         logger.debug("user %s connected as %s", identity.user_id, sid)
+
+    def _verified(self, token: Any, remote: str | None) -> Identity:
+        """The token's identity; a refused token still counts against its address's connects
+        (a guesser is slowed down like anyone)."""
+        try:
+            return self._tokens.verify(token)
+        except LiveroomError:
+            self._limits.hit("connects" + PER_IP, ip_key(remote))
+            raise
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         conn = self.connections.pop(sid, None)
@@ -125,7 +135,7 @@ class Signaling:
             return error_body(Internal(f"internal error, logged as {error_id}"))
 
     async def _dispatch(self, conn: Connection, event: str, args: tuple[Any, ...]) -> Ack:
-        self._limits.hit("events", conn.identity.user_id)
+        self._limits.charge("events", conn.identity.user_id, conn.remote)
         if conn.inflight >= self._inflight_limit:
             raise RateLimited("too many events in progress", retry_after=0.5)
         handler = self.registry.handlers.get(event) if isinstance(event, str) else None
@@ -144,6 +154,8 @@ class Signaling:
                 is_self=subject.is_self,
                 granted_role=subject.granted_role,
             )
+            if handler.limit is not None:
+                self._limits.charge(handler.limit, conn.identity.user_id, conn.remote)
             ctx = EventContext(conn.sid, conn.identity, subject, conn.remote, conn.region)
             return await handler.run(ctx, payload)
         finally:

@@ -47,7 +47,7 @@ def register(registry: EventRegistry, rooms: RoomService, qa: QaService) -> None
     registry.resolve_with(Scope.QUESTION, resolve)
 
     async def ask(ctx: EventContext, p: Ask) -> Ack:
-        return await qa.ask(ctx.identity, p.room_id, p.text, p.anonymous)
+        return await qa.ask(ctx.identity, p.room_id, p.text, p.anonymous, ctx.remote)
 
     async def listing(ctx: EventContext, p: ListPayload) -> Ack:
         return await qa.listing(ctx.identity, p.room_id, model.Sort(p.sort))
@@ -63,18 +63,18 @@ def register(registry: EventRegistry, rooms: RoomService, qa: QaService) -> None
         command = model.BringToStage(p.question_id)
         return await qa.act(ctx.identity, p.question_id, command)
 
-    def simple(event: str, make: Callable[[str], model.Command]) -> None:
+    def simple(event: str, make: Callable[[str], model.Command], limit: str | None = None) -> None:
         async def run(ctx: EventContext, p: QuestionRef) -> Ack:
             return await qa.act(ctx.identity, p.question_id, make(p.question_id))
 
-        registry.add(event, QuestionRef, run)
+        registry.add(event, QuestionRef, run, limit=limit)
 
     registry.add("qa:ask", Ask, ask)
     registry.add("qa:list", ListPayload, listing)
     registry.add("qa:reject", RejectPayload, reject)
     registry.add("qa:bring_to_stage", QuestionRef, bring)
-    simple("qa:vote", lambda q: model.Vote(q, on=True))
-    simple("qa:unvote", lambda q: model.Vote(q, on=False))
+    simple("qa:vote", lambda q: model.Vote(q, on=True), limit="votes")
+    simple("qa:unvote", lambda q: model.Vote(q, on=False), limit="votes")
     simple("qa:approve", model.Approve)
     simple("qa:pin", model.Pin)
     simple("qa:answered", model.Answered)

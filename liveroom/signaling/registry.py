@@ -8,6 +8,7 @@ from typing import Any, Generic, Protocol
 
 from liveroom.auth import Identity
 from liveroom.permissions import RULES, Role, Rule, Scope, Standing
+from liveroom.ratelimit import DEFAULT_RATE_LIMITS
 from liveroom.signaling.payloads import P, Payload
 
 Ack = dict[str, Any]
@@ -49,6 +50,8 @@ class Handler(Generic[P]):
     rule: Rule
     payload: type[P]
     run: Callable[[EventContext, P], Awaitable[Ack]]
+    limit: str | None = None
+    """The rate limit charged per user and per IP once the event is authorized."""
 
 
 @dataclass
@@ -64,9 +67,12 @@ class EventRegistry:
         payload: type[P],
         run: Callable[[EventContext, P], Awaitable[Ack]],
         rule: Rule | None = None,
+        *,
+        limit: str | None = None,
     ) -> None:
         """Answer ``event``: parse into ``payload``, authorize by ``rule`` (default: the
-        permission table's row), then ``run``."""
+        permission table's row), charge the rate limit ``limit`` (see
+        :meth:`RateLimits.charge`), then ``run``."""
         rule = rule or RULES.get(event)
         if rule is None:
             raise ValueError(f"{event!r} has no row in the permission table")
@@ -75,7 +81,9 @@ class EventRegistry:
         if rule.scope not in self.resolvers:
             # Without a resolver the actor's standing is unknown: refuse at start-up, not at run.
             raise ValueError(f"{event!r}: register a resolver for {rule.scope} first")
-        self.handlers[event] = Handler(rule, payload, run)
+        if limit is not None and limit not in DEFAULT_RATE_LIMITS:
+            raise ValueError(f"{event!r}: no rate limit named {limit!r}")
+        self.handlers[event] = Handler(rule, payload, run, limit)
 
     def resolve_with(self, scope: Scope, resolver: Resolver) -> None:
         self.resolvers[scope] = resolver

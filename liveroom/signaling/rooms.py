@@ -11,7 +11,6 @@ from liveroom.auth import Identity
 from liveroom.errors import Forbidden, Invalid
 from liveroom.media.stage_audio import StageAudio
 from liveroom.permissions import Role, Scope
-from liveroom.ratelimit import RateLimits
 from liveroom.rooms import model
 from liveroom.rooms.service import NewRoom, RoomService, actor_of
 from liveroom.rooms.stage import (
@@ -158,7 +157,6 @@ after it (Q&A's list, the playlist)."""
 def register(
     registry: EventRegistry,
     rooms: RoomService,
-    limits: RateLimits,
     audio: StageAudio,
     media_info: MediaInfo,
     questions: Questions,
@@ -202,7 +200,6 @@ def register(
         return {"room": room, "media": media_info(ctx.identity, p.room_id), "reactions": reactions}
 
     async def rtc_offer(ctx: EventContext, p: RtcOffer) -> Ack:
-        limits.hit("offers", ctx.identity.user_id)  # each costs a DTLS key and a connection
         state = rooms.state(p.room_id)
         role = model.role_of(state, ctx.identity.user_id) or Role.LISTENER
         return await audio.offer(state, ctx.identity.user_id, role, p.sdp, p.type)
@@ -238,15 +235,15 @@ def register(
         return {}
 
     registry.add("room:create", CreateRoom, create)
-    registry.add("room:join", JoinRoom, join)
+    registry.add("room:join", JoinRoom, join, limit="joins")
     registry.add("room:leave", RoomRef, leave)
     registry.add("room:update", UpdateRoomPayload, update)
     registry.add("room:start", RoomRef, start)
     registry.add("room:remind", Remind, remind)
     registry.add("stage:invite", InvitePayload, invite)
-    registry.add("rtc:offer", RtcOffer, rtc_offer)
+    registry.add("rtc:offer", RtcOffer, rtc_offer, limit="offers")
     _stage_commands(registry, rooms)
-    _member_events(registry, rooms, limits, questions)
+    _member_events(registry, rooms, questions)
 
 
 def _stage_commands(registry: EventRegistry, rooms: RoomService) -> None:
@@ -279,9 +276,7 @@ def _stage_commands(registry: EventRegistry, rooms: RoomService) -> None:
     targeted("stage:mute", Mute)
 
 
-def _member_events(
-    registry: EventRegistry, rooms: RoomService, limits: RateLimits, questions: Questions
-) -> None:
+def _member_events(registry: EventRegistry, rooms: RoomService, questions: Questions) -> None:
     """Member search and removal, reports and reactions."""
 
     async def members(ctx: EventContext, p: MembersPayload) -> Ack:
@@ -298,7 +293,6 @@ def _member_events(
         return {}
 
     async def report(ctx: EventContext, p: Report) -> Ack:
-        limits.hit("reports", ctx.identity.user_id)
         reason = " ".join(p.reason.split())
         if not reason:
             raise Invalid("reason: say what is wrong")
@@ -308,11 +302,10 @@ def _member_events(
         return {}
 
     async def react(ctx: EventContext, p: React) -> Ack:
-        limits.hit("reactions", ctx.identity.user_id)
         rooms.react(p.room_id, p.emoji)
         return {}
 
     registry.add("room:members", MembersPayload, members)
     registry.add("room:remove", RemovePayload, remove)
-    registry.add("room:report", Report, report)
-    registry.add("react", React, react)
+    registry.add("room:report", Report, report, limit="reports")
+    registry.add("react", React, react, limit="reactions")

@@ -328,6 +328,8 @@ class StatsService:
                     event.user_id, guest=event.guest, market=event.market, now_ms=event.now_ms
                 )
                 self._after_join(room, count, event.user_id, arrival)
+                # Told with the count that passed the record, not the backlog's last.
+                self._tell(room_id, room.watch.check(count.figures(event.now_ms), _ON_JOIN))
             else:
                 count.leave(event.user_id, event.now_ms)
         room.backlog.clear()

@@ -46,12 +46,14 @@ async def test_a_slow_disk_starves_the_deck_not_the_mixer(tmp_path: Path) -> Non
     room.start()
     try:
         room.play(MusicCue("item", fifo, 0.0, CLOCK.now_ms()))
-        await asyncio.sleep(4.0)
         deck = room.deck
         assert deck is not None
-        assert deck.stats.frames > 50  # it played what it got...
-        assert deck.stats.underruns > 20  # ...and skipped what had not arrived
-        assert room.stats.ticks > 150
+        # Judged by what played, not by the clock: on a loaded machine the first frames may take
+        # a while to come through the pipe.
+        async with asyncio.timeout(30):
+            while deck.stats.frames <= 50 or deck.stats.underruns <= 20 or room.stats.ticks < 150:
+                await asyncio.sleep(0.1)
+        # It played what it got and skipped what had not arrived, and the mixer never waited.
         assert room.stats.late_ticks == 0
     finally:
         stop.set()

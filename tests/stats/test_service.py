@@ -197,6 +197,28 @@ async def test_joins_while_the_room_loads_are_replayed_in_order(fake_clock: Fake
         assert figures.listen_ms == 2000
 
 
+class SlowStoreWithRecords(SlowStore):
+    async def bars(self, host_id: str, room_id: str) -> RecordBars:
+        return RecordBars({Metric.PEAK: 2, Metric.UNIQUE: 2})
+
+
+async def test_a_record_passed_while_the_room_loads_is_told_at_the_count_that_passed_it(
+    fake_clock: FakeClock,
+) -> None:
+    store = SlowStoreWithRecords()
+    told: list[tuple[str, RecordBroken]] = []
+    async with running(store, fake_clock, told) as stats:
+        stats.room_started("r", "host", "Room")
+        for i in range(10):  # 3 passed the record of 2; the other 7 came before it loaded too
+            stats.joined("r", f"fan-{i}", guest=False, market=None)
+        store.release.set()
+        await eventually(lambda: len(told) == 2)
+    assert told == [
+        ("r", RecordBroken(Metric.PEAK, Scope.ALL_TIME, 3, 2)),
+        ("r", RecordBroken(Metric.UNIQUE, Scope.ALL_TIME, 3, 2)),
+    ]
+
+
 async def test_the_end_is_written_at_once_with_a_last_sample(fake_clock: FakeClock) -> None:
     store = MemoryStatsStore()
     async with running(store, fake_clock) as stats:
