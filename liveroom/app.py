@@ -6,6 +6,7 @@ started and stopped by ``cleanup_ctx``/``on_shutdown`` here, and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from liveroom.api import PlatformApi, cors, error_middleware, forwarded_for, security_headers
 from liveroom.auth import Identity, TokenService
+from liveroom.blocks.service import BlockService
+from liveroom.blocks.store import SqlBlockStore
 from liveroom.clock import Clock, SystemClock
 from liveroom.config import Config
 from liveroom.db.migrate import current_revision, head_revision, upgrade
@@ -51,6 +54,7 @@ from liveroom.signaling import clock_sync
 from liveroom.signaling import playlist as playlist_events
 from liveroom.signaling import qa as qa_events
 from liveroom.signaling import rooms as room_events
+from liveroom.signaling import users as user_events
 from liveroom.signaling.dispatch import Signaling
 from liveroom.signaling.registry import EventRegistry
 from liveroom.signaling.rooms import MediaInfo
@@ -82,6 +86,10 @@ STATS = web.AppKey("stats", StatsService)
 RETENTION = web.AppKey("retention", ReplayRetention)
 QA = web.AppKey("qa", QaService)
 PLAYLISTS = web.AppKey("playlists", PlaylistService)
+BLOCKS = web.AppKey("blocks", BlockService)
+
+SERVER_SHUTDOWN = "server:shutdown"
+"""Sent to every socket just before the server closes it on its way down."""
 
 
 class StartupError(LiveroomError):
@@ -133,6 +141,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     round_trips = RoundTrips()
     clock_sync.register(registry, clock, round_trips)
     signaling.disconnect_hooks.append(lambda conn: _forget_round_trip(round_trips, conn.sid))
+    blocks = _block_lists(app, sessions, users, sio, signaling, clock)
 
     rooms = RoomService(
         MemoryStageStore(),
@@ -150,6 +159,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
             ),
             reactions=config.reactions,
         ),
+        blocks=blocks.index,
     )
     media = _media_engine(config, clock)
     audio = StageAudio(
@@ -162,15 +172,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     )
     rooms.observers.append(audio)
 
-    qa = QaService(
-        SqlQaStore(sessions),
-        rooms,
-        sio,
-        limits,
-        clock,
-        QaLimits(max_chars=config.question_max_chars, gravity=config.qa_gravity),
-    )
-    rooms.observers.append(qa)
+    qa = _questions(config, sessions, rooms, sio, limits, clock, blocks)
     playlist_store = SqlPlaylistStore(sessions)
     playlists = PlaylistService(
         playlist_store,
@@ -191,7 +193,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     room_events.register(registry, rooms, audio, media_info, qa, on_join)
     qa_events.register(registry, rooms, qa)
     playlist_events.register(registry, rooms, playlists)
-    signaling.connect_guards.append(rooms.admit)
+    # A server-wide ban refuses the connection before any block list is loaded for it.
+    signaling.connect_guards.extend((rooms.admit, blocks.admit))
     signaling.disconnect_hooks.append(
         lambda conn: rooms.socket_closed(conn.sid, conn.identity.user_id)
     )
@@ -200,7 +203,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     _hls(app, config, clock, rooms, tokens, stats)
     RoomsApi(rooms, tokens).add_routes(app)
     RankingsApi(SqlRankings(sessions), clock).add_routes(app)
-    QaApi(qa, rooms, tokens).add_routes(app)
+    QaApi(qa, rooms, tokens, blocks.blocks_for).add_routes(app)
     MediaApi(
         playlist_store,
         rooms,
@@ -222,6 +225,51 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_close_sockets)
     return app
+
+
+def _block_lists(
+    app: web.Application,
+    sessions: async_sessionmaker[AsyncSession],
+    users: UserDirectory,
+    sio: LiveroomSocketServer,
+    signaling: Signaling,
+    clock: Clock,
+) -> BlockService:
+    """Users' block lists: ``user:block``, and each blocker's list held while connected."""
+    blocks = BlockService(SqlBlockStore(sessions), users, sio, signaling.sids_of_user, clock)
+    user_events.register(signaling.registry, blocks)
+    signaling.disconnect_hooks.append(lambda conn: blocks.socket_closed(conn.identity.user_id))
+    app[BLOCKS] = blocks
+    app.on_cleanup.append(_stop_blocks)
+    return blocks
+
+
+async def _stop_blocks(app: web.Application) -> None:
+    await app[BLOCKS].stop()
+
+
+def _questions(
+    config: Config,
+    sessions: async_sessionmaker[AsyncSession],
+    rooms: RoomService,
+    sio: LiveroomSocketServer,
+    limits: RateLimits,
+    clock: Clock,
+    blocks: BlockService,
+) -> QaService:
+    """The rooms' Q&A: told of stage changes, and of what a user hides by blocking someone."""
+    qa = QaService(
+        SqlQaStore(sessions),
+        rooms,
+        sio,
+        limits,
+        clock,
+        QaLimits(max_chars=config.question_max_chars, gravity=config.qa_gravity),
+        blocks=blocks.index,
+    )
+    rooms.observers.append(qa)
+    blocks.view_changed.append(qa.viewer_changed)
+    return qa
 
 
 def _hls(
@@ -389,11 +437,33 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     await app[USERS].stop()
 
 
-async def _close_sockets(app: web.Application) -> None:
-    # Rooms first: sockets closing from here on are a shutdown, not members leaving.
+async def _tell_and_close_sockets(app: web.Application) -> None:
+    """Events in progress answered, then ``server:shutdown`` to every socket, then its close.
+    Again later, it finds nothing to do."""
+    await app[SIGNALING].drain(app[CONFIG].shutdown_timeout_s)
+    # Rooms next: sockets closing from here on are a shutdown, not members leaving.
     await app[ROOMS].stop()
+    # Queued ahead of each socket's close: a client learns the server is going away (its seat
+    # is held; reconnect and rejoin later) rather than seeing what looks like a network drop.
+    await app[SIO].emit(SERVER_SHUTDOWN, {"at": app[CLOCK].now_ms()})
     await app[SIGNALING].disconnect_all()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await _tell_and_close_sockets(app)
     await app[SIO].shutdown()
+
+
+async def _sockets_closed(sio: LiveroomSocketServer, timeout: float) -> None:
+    """Wait until every client has read its socket's close and hung up, at most ``timeout``
+    seconds; then cut off whoever has not (a client that stopped reading)."""
+    try:
+        async with asyncio.timeout(timeout):  # real network I/O, not the product's clock
+            await sio.engine.idle()
+    except TimeoutError:
+        logger.warning("shutdown: clients still connected after %.1f s are cut off", timeout)
+        for eio_sid in list(sio.engine.sockets):
+            await sio.engine.abort(eio_sid)
 
 
 @dataclass
@@ -405,6 +475,14 @@ class RunningServer:
     url: str
 
     async def stop(self) -> None:
+        """Stop listening, close every socket while its client's answer can still be read, then
+        shut down. (Once aiohttp's own shutdown has begun it ignores whatever a connection
+        sends, so a websocket's closing handshake would hold the shutdown for its whole
+        timeout.)"""
+        for site in self.runner.sites:
+            await site.stop()
+        await _tell_and_close_sockets(self.app)
+        await _sockets_closed(self.app[SIO], self.app[CONFIG].shutdown_timeout_s)
         await self.runner.cleanup()
 
 

@@ -45,7 +45,7 @@ MEMBERS: frozenset[Role] = frozenset(Role)
 class Scope(Enum):
     """What an event's payload names, so the signaling layer can find the actor's room."""
 
-    SERVER = "server"  # no room: room:create, user:block, time:sync
+    SERVER = "server"  # no room: room:create, user:block, user:blocks, time:sync
     ROOM = "room"  # payload.room_id
     QUESTION = "question"  # payload.question_id → its room
     PLAYLIST_ITEM = "playlist_item"  # payload.item_id → its room
@@ -153,7 +153,8 @@ RULES: dict[str, Rule] = {
             note="with `ban`, the user cannot rejoin; an admin may ban server-wide",
         ),
         _rule("room:report", _R, MEMBERS),
-        _rule("user:block", _S, Who.ANYONE, banned_allowed=True),
+        _rule("user:block", _S, Who.ANYONE, banned_allowed=True, note="hides from oneself only"),
+        _rule("user:blocks", _S, Who.ANYONE, banned_allowed=True, note="one's own block list"),
         _rule("stage:request", _R, {Role.LISTENER}),
         _rule("stage:cancel", _R, {Role.LISTENER}),
         _rule("stage:approve", _R, STAFF, target=Target.LOWER_RANK, note="a raised hand"),

@@ -80,6 +80,7 @@ LIMITS: dict[str, LimitSpec] = {
     ),
     **_both("votes", RateLimit(60, 60), RateLimit(1200, 60), "`qa:vote` and `qa:unvote`"),
     **_both("reports", RateLimit(5, 60), RateLimit(60, 60), "`room:report`"),
+    **_both("blocks", RateLimit(30, 60), RateLimit(600, 60), "`user:block` (changes or not)"),
     **_both(
         "questions",
         RateLimit(1, 30),

@@ -102,6 +102,12 @@ class KeyedLocks:
     def drop(self, key: str) -> None:
         self._locks.pop(key, None)
 
+    def release(self, key: str) -> None:
+        """Forget ``key``'s lock unless it is held."""
+        lock = self._locks.get(key)
+        if lock is not None and not lock.locked():
+            del self._locks[key]
+
     def retain(self, keys: set[str]) -> None:
         """Forget the locks of other keys that nobody holds."""
         for key in [k for k, lock in self._locks.items() if k not in keys and not lock.locked()]:

@@ -342,6 +342,7 @@ SPECS: dict[str, tuple[Fields, Fields]] = {
         {"user_id": user_ids, "question_id": question_ids},
     ),
     "user:block": ({"user_id": user_ids, "on": bools}, {}),
+    "user:blocks": ({}, {}),
     "stage:request": ROOM_ONLY,
     "stage:cancel": ROOM_ONLY,
     "stage:approve": TARGET,
@@ -518,6 +519,8 @@ ACK_EXTRAS: dict[str, tuple[str, ...]] = {
     "playlist:next": ("playback",),
     "playlist:previous": ("playback",),
     "time:sync": ("t1", "t2"),
+    "user:block": ("blocked",),
+    "user:blocks": ("blocked",),
 }
 """What PROTOCOL.md says an accepted event's ack carries."""
 SNAPSHOT_KEYS = frozenset(

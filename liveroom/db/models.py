@@ -196,5 +196,20 @@ class MediaRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class UserBlockRow(Base):
+    """One user hiding another one's reactions and questions from their own view.
+
+    ``name`` and ``verified`` are the blocked user's as they were when blocked (the list shows
+    the ``users`` row's when there is one)."""
+
+    __tablename__ = "user_blocks"
+
+    blocker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    blocked_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
 # Tables kept by their features' packages, registered on the same metadata (migrations, tests).
 from liveroom.stats import tables  # noqa: E402,F401

@@ -1,8 +1,10 @@
 """``GET /api/rooms/{id}/questions.csv`` and ``.json``: a room's Q&A for its staff (bearer token),
-also after the room ended. Authors by their real names, anonymous flag kept."""
+also after the room ended. Authors by their real names, anonymous flag kept; without the
+questions of users the one exporting blocks."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -45,11 +47,26 @@ def export_row(q: Question) -> dict[str, Any]:
     }
 
 
+BlocksOf = Callable[[str], Awaitable[Mapping[str, int]]]
+"""Whom a user blocks (id → when), whether or not they are connected."""
+
+
+async def _no_blocks(user_id: str) -> Mapping[str, int]:
+    return {}
+
+
 class QaApi:
-    def __init__(self, qa: QaService, rooms: RoomService, tokens: TokenService) -> None:
+    def __init__(
+        self,
+        qa: QaService,
+        rooms: RoomService,
+        tokens: TokenService,
+        blocks_of: BlocksOf = _no_blocks,
+    ) -> None:
         self._qa = qa
         self._rooms = rooms
         self._tokens = tokens
+        self._blocks_of = blocks_of
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/api/rooms/{room_id}/questions.{format:csv|json}", self.export)
@@ -59,5 +76,6 @@ class QaApi:
         state = await self._rooms.find(request.match_info["room_id"])
         if not identity.grants.admin and stage_model.role_of(state, identity.user_id) not in STAFF:
             raise Forbidden("only the room's host, co-hosts and moderators export its questions")
-        rows = [export_row(q) for q in await self._qa.export(state.id)]
+        blocked = await self._blocks_of(identity.user_id)
+        rows = [export_row(q) for q in await self._qa.export(state.id, blocked)]
         return export_response(rows, FIELDS, request.match_info["format"], "questions", state.id)

@@ -8,19 +8,24 @@ calls ``qa:list``. Each flush sends one delta to staff (all they see), a persona
 author whose question changed or went (their own view; they are left out of the broadcast),
 and one broadcast to the rest of the room — only when something public changed. A joiner gets
 the full list (``full: {questions, pinned}``) after the join ack, and so does anyone who becomes
-or stops being staff.
+or stops being staff, or blocks or unblocks someone.
+
+Blocks: a member present who blocks the author of a question that changed gets the message they
+would have had without that question (and is left out of the broadcast). Only they cost a
+message of their own, and only in a flush with such a change.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from liveroom.auth import Identity
+from liveroom.blocks.model import BlockIndex, BlockLookup
 from liveroom.clock import Clock
 from liveroom.errors import Gone, LiveroomError, NotFound
 from liveroom.permissions import STAFF, STAGE, Role
@@ -39,7 +44,14 @@ from liveroom.qa.model import (
     Sort,
 )
 from liveroom.qa.store import SqlQaStore
-from liveroom.qa.views import PUBLIC, full_list, question_view, visible
+from liveroom.qa.views import (
+    NO_BLOCKS,
+    PUBLIC,
+    full_list,
+    hidden_by_block,
+    question_view,
+    visible,
+)
 from liveroom.ratelimit import RateLimits
 from liveroom.rooms import model as stage_model
 from liveroom.rooms.fanout import AUDIENCE_INTERVAL_S, Emitter, Throttle, room_channel
@@ -79,6 +91,7 @@ class QaService:
         limits: RateLimits,
         clock: Clock,
         config: QaLimits,
+        blocks: BlockLookup | None = None,
     ) -> None:
         self._store = store
         self._rooms = rooms
@@ -86,6 +99,7 @@ class QaService:
         self._limits = limits
         self._clock = clock
         self.config = config
+        self._blocks: BlockLookup = blocks if blocks is not None else BlockIndex()
         self._boards: dict[str, Board] = {}
         self._room_of: dict[str, str] = {}
         self._versions: dict[str, int] = {}
@@ -123,6 +137,7 @@ class QaService:
             sort,
             self._clock.now_ms(),
             self.config,
+            self._blocks.blocked_by(identity.user_id),
         )
 
     async def ensure_question(self, room_id: str, question_id: str) -> None:
@@ -130,8 +145,11 @@ class QaService:
         if await self.room_of(question_id) != room_id:
             raise NotFound("no such question in this room")
 
-    async def export(self, room_id: str) -> list[Question]:
-        return await self._store.questions(room_id)
+    async def export(self, room_id: str, blocked: Mapping[str, int] = NO_BLOCKS) -> list[Question]:
+        """Every question of the room (staff: real authors), less those of users in ``blocked``
+        — whom the one exporting blocks."""
+        questions = await self._store.questions(room_id)
+        return [q for q in questions if not hidden_by_block(q, blocked, True)]
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -311,13 +329,27 @@ class QaService:
             self._send_full(sid, room_id, identity.user_id, admin=identity.grants.admin)
         )
 
+    async def viewer_changed(self, identity: Identity, sids: set[str]) -> None:
+        """The user blocked or unblocked someone: their full list again, in every room each of
+        their sockets is in."""
+        for sid in sids:
+            for room_id in self._rooms.presence.rooms_of(sid):
+                try:
+                    await self._send_full(
+                        sid, room_id, identity.user_id, admin=identity.grants.admin
+                    )
+                except LiveroomError:  # the room ended meanwhile
+                    continue
+
     async def _send_full(
         self, sid: str, room_id: str, user_id: str, *, admin: bool = False
     ) -> None:
         state = self._rooms.state(room_id)
         board = await self._board(room_id)
         staff = self._is_staff(state, user_id, admin)
-        listing = full_list(board, user_id, staff, Sort.HOT, self._clock.now_ms(), self.config)
+        now = self._clock.now_ms()
+        blocked = self._blocks.blocked_by(user_id)
+        listing = full_list(board, user_id, staff, Sort.HOT, now, self.config, blocked)
         payload = {
             "room_id": room_id,
             "version": listing.pop("version"),
@@ -375,6 +407,7 @@ class QaService:
         presence = self._rooms.presence
         staff_ids = set(self._rooms.staff_ids(state))
         staff_sids = [sid for u in staff_ids for sid in presence.sids_of(room_id, u)]
+        hidden = self._hidden_from(room_id, changed, staff_ids)
 
         def delta(since: int, changes: list[dict[str, Any]], gone: list[str]) -> dict[str, Any]:
             return {
@@ -405,19 +438,21 @@ class QaService:
                 continue
             mine = [q for q in changed if visible(q, author, False)]
             own_gone = [i for i, a in removed.items() if a == author and i not in audience_gone]
-            hidden = [
+            not_shown = [
                 q.id for q in changed if q.author.id == author and not visible(q, author, False)
             ]
             message = delta(
                 unsent.audience_sent,
                 [question_view(q, author, False) for q in mine],
-                audience_gone + own_gone + hidden,
+                audience_gone + own_gone + not_shown,
             )
-            personal.append((sids, message))
+            personal.append((sids, _without(message, hidden.get(author))))
 
         if staff_sids and (staff_changes or staff_gone):
-            for sid in staff_sids:
-                await self._emit.emit("qa:update", staff_message, to=sid)
+            for user_id in staff_ids:
+                message = _without(staff_message, hidden.get(user_id))
+                for sid in presence.sids_of(room_id, user_id):
+                    await self._emit.emit("qa:update", message, to=sid)
         skip = list(staff_sids)
         for sids, message in personal:
             skip.extend(sids)
@@ -428,11 +463,41 @@ class QaService:
             message = delta(
                 unsent.audience_sent, [question_view(q, None, False) for q in public], audience_gone
             )
+            # Blockers in the audience: the broadcast without what they hid, each apart.
+            for user_id, ids in hidden.items():
+                if user_id in staff_ids or user_id in authors:
+                    continue
+                own = _without(message, ids)
+                for sid in presence.sids_of(room_id, user_id):
+                    skip.append(sid)
+                    await self._emit.emit("qa:update", own, to=sid)
             await self._emit.emit("qa:update", message, room=room_channel(room_id), skip_sid=skip)
         unsent.public = public_now
         unsent.staff_sent = version
         if broadcast or personal:
             unsent.audience_sent = version
+
+    def _hidden_from(
+        self, room_id: str, changed: list[Question], staff_ids: set[str]
+    ) -> dict[str, set[str]]:
+        """Members present who block the author of a changed question: the ids of the changed
+        questions each of them does not see. Found from the authors, so it costs nothing in a
+        room where nobody blocks them."""
+        presence = self._rooms.presence
+        viewers = {
+            blocker
+            for author in {q.author.id for q in changed}
+            for blocker in self._blocks.blockers_of(author)
+            if presence.is_present(room_id, blocker)
+        }
+        hidden: dict[str, set[str]] = {}
+        for viewer in viewers:
+            blocked = self._blocks.blocked_by(viewer)
+            staff = viewer in staff_ids
+            ids = {q.id for q in changed if hidden_by_block(q, blocked, staff)}
+            if ids:
+                hidden[viewer] = ids
+        return hidden
 
     # --- housekeeping --------------------------------------------------------------------------
 
@@ -458,3 +523,10 @@ class QaService:
             self._room_of.pop(question_id, None)
         self._unsent.pop(room_id, None)
         self._versions.pop(room_id, None)
+
+
+def _without(message: dict[str, Any], ids: set[str] | None) -> dict[str, Any]:
+    """A delta without the changed questions ``ids`` (a blocker's copy)."""
+    if not ids:
+        return message
+    return {**message, "changes": [c for c in message["changes"] if c["id"] not in ids]}

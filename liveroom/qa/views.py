@@ -4,6 +4,7 @@
 - Its author: their own questions in every state (pending, rejected with the reason, withdrawn),
   with their own name.
 - Staff (host, co-hosts, moderators, admins): everything but withdrawn questions, real authors.
+- Whoever blocks a user: none of that user's questions (:func:`hidden_by_block`), staff too.
 
 ``voted`` is the viewer's own vote: it is in full lists and acks, never in broadcast deltas (a
 delta goes to many people at once); clients keep their own votes between full lists.
@@ -11,11 +12,27 @@ delta goes to many people at once); clients keep their own votes between full li
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from liveroom.qa.model import Board, QaLimits, Question, QuestionStatus, Sort, ranked
 
 PUBLIC = frozenset({QuestionStatus.APPROVED, QuestionStatus.ANSWERED})
+NO_BLOCKS: Mapping[str, int] = MappingProxyType({})
+
+
+def hidden_by_block(question: Question, blocked: Mapping[str, int], staff: bool) -> bool:
+    """Whether a viewer who blocks the users in ``blocked`` (id → when, epoch ms) does not see
+    ``question``.
+
+    Its author is blocked: it is hidden — except an anonymous question from a viewer who does
+    not see authors. Hiding it would name its author: block a suspect and see which questions go,
+    or unblock them and see which come back. Staff see authors anyway.
+    """
+    if question.author.id not in blocked:
+        return False
+    return staff or not question.anonymous
 
 
 def visible(question: Question, viewer_id: str | None, staff: bool) -> bool:
@@ -56,12 +73,22 @@ def question_view(
 
 
 def full_list(
-    board: Board, viewer_id: str, staff: bool, sort: Sort, now_ms: int, limits: QaLimits
+    board: Board,
+    viewer_id: str,
+    staff: bool,
+    sort: Sort,
+    now_ms: int,
+    limits: QaLimits,
+    blocked: Mapping[str, int] = NO_BLOCKS,
 ) -> dict[str, Any]:
     """``{questions, pinned, version}``: the pinned one apart; then approved questions in
     ``sort`` order, answered ones (latest first), and what only this viewer may see (pending and
-    rejected: oldest first)."""
-    seen = [q for q in board.questions.values() if visible(q, viewer_id, staff)]
+    rejected: oldest first). Without the questions of users the viewer blocks."""
+    seen = [
+        q
+        for q in board.questions.values()
+        if visible(q, viewer_id, staff) and not hidden_by_block(q, blocked, staff)
+    ]
 
     def view(q: Question) -> dict[str, Any]:
         return question_view(q, viewer_id, staff, board.voted(q.id, viewer_id))

@@ -9,7 +9,10 @@
   broadcast for everyone whose ``you`` is a plain listener's, a personal one for the few whose
   is not (raised hand, invitation, on stage).
 - ``room:count`` at most once a second, only when the count changed.
-- ``reactions``: the taps since the previous message, about twice a second.
+- ``reactions``: the taps since the previous message, about twice a second: one broadcast, and
+  a message of its own (skipped by the broadcast) only for a member who blocks someone who
+  tapped in that window — the counts without their taps. Taps are told apart by user only for
+  users some connected member blocks (:func:`counts_without`); everyone else's are a counter.
 
 :class:`Due` is the pure part: which rooms are owed which message at ``now``.
 """
@@ -17,7 +20,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,7 +86,28 @@ class RoomDue:
     count_sent: int = -1
     count_sent_at: float = float("-inf")
     reactions: Counter[str] = field(default_factory=Counter)
+    taps: dict[str, Counter[str]] = field(default_factory=dict)
+    """The part of ``reactions`` tapped by users someone blocks, by user."""
     reactions_sent_at: float = float("-inf")
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionsDue:
+    """A room's taps since its previous ``reactions``: all of them, and those of blocked users."""
+
+    room_id: str
+    counts: dict[str, int]
+    taps: dict[str, dict[str, int]]
+
+
+def counts_without(
+    counts: Mapping[str, int], taps: Mapping[str, Mapping[str, int]], hidden: Iterable[str]
+) -> dict[str, int]:
+    """``counts`` less the taps of the ``hidden`` users; emoji left at none are left out."""
+    left = Counter(counts)
+    for user_id in hidden:
+        left.subtract(taps.get(user_id, {}))
+    return {emoji: n for emoji, n in left.items() if n > 0}
 
 
 class Due:
@@ -108,8 +132,12 @@ class Due:
     def audience_due(self, now: float) -> list[str]:
         return [room_id for room_id, r in self.rooms.items() if r.audience.take_due(now)]
 
-    def add_reaction(self, room_id: str, emoji: str) -> None:
-        self._room(room_id).reactions[emoji] += 1
+    def add_reaction(self, room_id: str, emoji: str, blocked_user: str | None = None) -> None:
+        """A tap; ``blocked_user``: who tapped, when some connected member blocks them."""
+        room = self._room(room_id)
+        room.reactions[emoji] += 1
+        if blocked_user is not None:
+            room.taps.setdefault(blocked_user, Counter())[emoji] += 1
 
     def forget(self, room_id: str) -> None:
         self.rooms.pop(room_id, None)
@@ -128,11 +156,13 @@ class Due:
                 due.append((room_id, count))
         return due
 
-    def reactions_due(self, now: float) -> list[tuple[str, dict[str, int]]]:
+    def reactions_due(self, now: float) -> list[ReactionsDue]:
         due = []
         for room_id, r in self.rooms.items():
             if r.reactions and now - r.reactions_sent_at >= REACTIONS_INTERVAL_S:
-                due.append((room_id, dict(r.reactions)))
+                taps = {user_id: dict(c) for user_id, c in r.taps.items()}
+                due.append(ReactionsDue(room_id, dict(r.reactions), taps))
                 r.reactions.clear()
+                r.taps.clear()
                 r.reactions_sent_at = now
         return due

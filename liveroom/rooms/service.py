@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from liveroom.auth import Identity
+from liveroom.blocks.model import BlockIndex, BlockLookup
 from liveroom.clock import Clock
 from liveroom.config import DEFAULT_REACTIONS
 from liveroom.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from liveroom.permissions import STAFF, Role, Standing
 from liveroom.rooms import model
-from liveroom.rooms.fanout import Due, Emitter, room_channel
+from liveroom.rooms.fanout import Due, Emitter, ReactionsDue, counts_without, room_channel
 from liveroom.rooms.participation import ParticipationLog
 from liveroom.rooms.presence import Member, Presence
 from liveroom.rooms.stage import (
@@ -118,6 +119,7 @@ class RoomService:
         connected: IsConnected,
         clock: Clock,
         config: RoomsConfig,
+        blocks: BlockLookup | None = None,
     ) -> None:
         self._live = live
         self._records = records
@@ -128,6 +130,7 @@ class RoomService:
         self._connected = connected
         self._clock = clock
         self.config = config
+        self._blocks: BlockLookup = blocks if blocks is not None else BlockIndex()
         self._lock = KeyedLocks()
         # Rooms that ended lately: commands that were queued on their lock answer `gone`.
         self._ended: OrderedDict[str, None] = OrderedDict()
@@ -449,10 +452,12 @@ class RoomService:
         """Members' reports in the room, oldest first (the staff's queue)."""
         return [report_view(r) for r in await self._records.reports(room_id)]
 
-    def react(self, room_id: str, emoji: str) -> None:
+    def react(self, room_id: str, emoji: str, user_id: str) -> None:
         if emoji not in self.config.reactions:
             raise Invalid(f"emoji must be one of {' '.join(self.config.reactions)}")
-        self._due.add_reaction(room_id, emoji)
+        # Whose tap it was matters only to someone who blocks them: everyone else's is a count.
+        blocked = user_id if self._blocks.watched(user_id) else None
+        self._due.add_reaction(room_id, emoji, blocked)
 
     def members(
         self, room_id: str, query: str, cursor: str | None
@@ -632,7 +637,29 @@ class RoomService:
                 {"room_id": room_id, "listeners": listeners},
                 room=room_channel(room_id),
             )
-        for room_id, reactions in self._due.reactions_due(now):
-            await self._emit.emit(
-                "reactions", {"room_id": room_id, "counts": reactions}, room=room_channel(room_id)
-            )
+        for due in self._due.reactions_due(now):
+            await self._send_reactions(due)
+
+    async def _send_reactions(self, due: ReactionsDue) -> None:
+        """One broadcast of the room's taps. A member present who blocks someone who tapped gets
+        the counts without those taps instead (nothing when none are left), and is skipped by
+        the broadcast: these are the only personal messages, however many people block."""
+        hidden: dict[str, list[str]] = {}
+        for tapper in due.taps:
+            for blocker in self._blocks.blockers_of(tapper):
+                hidden.setdefault(blocker, []).append(tapper)
+        skip: list[str] = []
+        personal: list[tuple[str, dict[str, int]]] = []
+        for blocker, tappers in hidden.items():
+            sids = self.presence.sids_of(due.room_id, blocker)
+            if not sids:
+                continue
+            skip.extend(sids)
+            own = counts_without(due.counts, due.taps, tappers)
+            if own:
+                personal.extend((sid, own) for sid in sids)
+        channel = room_channel(due.room_id)
+        payload = {"room_id": due.room_id, "counts": due.counts}
+        await self._emit.emit("reactions", payload, room=channel, skip_sid=skip or None)
+        for sid, own in personal:
+            await self._emit.emit("reactions", {"room_id": due.room_id, "counts": own}, to=sid)

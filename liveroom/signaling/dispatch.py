@@ -10,6 +10,7 @@ if it has one → run the handler. A
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from typing import Any
 from socketio.exceptions import ConnectionRefusedError as SioConnectionRefused
 
 from liveroom.auth import Identity, TokenService, accept_language_region
-from liveroom.errors import Internal, Invalid, LiveroomError, RateLimited, error_body
+from liveroom.errors import Conflict, Internal, Invalid, LiveroomError, RateLimited, error_body
 from liveroom.permissions import authorize
 from liveroom.ratelimit import PER_IP, RateLimits, ip_key
 from liveroom.signaling.payloads import parse
@@ -66,6 +67,10 @@ class Signaling:
         self._users = users
         self._inflight_limit = inflight_limit
         self.connections: dict[str, Connection] = {}
+        self._running = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._closing = False
         self._by_user: dict[str, set[str]] = {}
         self.connect_guards: list[ConnectGuard] = []
         self.disconnect_hooks: list[DisconnectHook] = []
@@ -120,6 +125,8 @@ class Signaling:
         conn = self.connections.get(sid)
         if conn is None:  # an event racing its own disconnect
             return error_body(Invalid("not connected"))
+        if self._closing:
+            return error_body(Conflict("the server is shutting down: reconnect and send it again"))
         try:
             return {"ok": True, **await self._dispatch(conn, event, args)}
         except LiveroomError as e:
@@ -145,6 +152,8 @@ class Signaling:
             raise Invalid("an event carries one payload object")
         payload = parse(handler.payload, args[0] if args else {})
         conn.inflight += 1
+        self._running += 1
+        self._quiet.clear()
         try:
             subject = await self.registry.resolvers[handler.rule.scope](conn.identity, payload)
             authorize(
@@ -160,6 +169,25 @@ class Signaling:
             return await handler.run(ctx, payload)
         finally:
             conn.inflight -= 1
+            self._running -= 1
+            if not self._running:
+                self._quiet.set()
+
+    @property
+    def closing(self) -> bool:
+        """Shutting down: new events are refused."""
+        return self._closing
+
+    async def drain(self, timeout: float) -> None:
+        """Shutdown: refuse new events (``conflict``: nothing done, send it again after
+        reconnecting) and wait, at most ``timeout`` seconds, for those in progress to be
+        answered, so every write a client was told about is also acknowledged."""
+        self._closing = True
+        try:
+            async with asyncio.timeout(timeout):  # real work in progress, not the product's clock
+                await self._quiet.wait()
+        except TimeoutError:
+            logger.warning("shutdown: %d events still in progress are cut off", self._running)
 
     def sids_of_user(self, user_id: str) -> set[str]:
         """This node's sockets of ``user_id``."""

@@ -302,7 +302,7 @@ def _member_events(registry: EventRegistry, rooms: RoomService, questions: Quest
         return {}
 
     async def react(ctx: EventContext, p: React) -> Ack:
-        rooms.react(p.room_id, p.emoji)
+        rooms.react(p.room_id, p.emoji, ctx.identity.user_id)
         return {}
 
     registry.add("room:members", MembersPayload, members)

@@ -10,6 +10,7 @@ it: queueing is ``put``-without-wait on the slow socket's own queue.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -41,9 +42,29 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
         self.dropped_slow = 0
         self._dropping: set[str] = set()
         self._transports: dict[str, Any] = {}
+        self._requests = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         drivers: dict[str, Any] = dict(getattr(self, "_async"))  # noqa: B009  (untyped base)
         drivers["websocket"] = _tracking(drivers["websocket"])
         setattr(self, "_async", drivers)  # noqa: B010
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        """Every Engine.IO request, counted while in progress: a websocket's lasts as long as
+        its connection, a long-poll until it is answered."""
+        self._requests += 1
+        self._idle.clear()
+        try:
+            return await super().handle_request(*args, **kwargs)
+        finally:
+            self._requests -= 1
+            if not self._requests:
+                self._idle.set()
+
+    async def idle(self) -> None:
+        """Until no request is in progress. After every socket was closed (shutdown): until
+        every client has read its close and hung up."""
+        await self._idle.wait()
 
     def remember_transport(self, eio_sid: str, request: Any) -> None:
         self._transports[eio_sid] = request

@@ -30,6 +30,8 @@ class UserDirectory:
         self._clock = clock
         self._max_pending = max_pending
         self._pending: dict[str, UserRecord] = {}
+        self._writing: dict[str, UserRecord] = {}
+        """The batch being written: neither pending nor surely in SQL yet."""
         self._flush_lock = asyncio.Lock()
         self._flusher = Periodic(
             "user-directory-flush", flush_interval_s, self.flush, clock, final=True
@@ -57,12 +59,20 @@ class UserDirectory:
             batch, self._pending = self._pending, {}
             if not batch:
                 return
+            self._writing = batch
             try:
                 await self._store.upsert(batch.values())
             except Exception:
                 # Keep the batch for the next attempt, newer sightings winning.
                 self._pending = {**batch, **self._pending}
                 raise
+            finally:
+                self._writing = {}
+
+    async def find(self, user_id: str) -> UserRecord | None:
+        """The user as last seen (a sighting not written yet counts); ``None``: never seen."""
+        seen = self._pending.get(user_id) or self._writing.get(user_id)
+        return seen if seen is not None else await self._store.get(user_id)
 
     def start(self) -> None:
         self._flusher.start()

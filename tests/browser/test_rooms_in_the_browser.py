@@ -168,6 +168,37 @@ async def test_fan_comes_back_by_itself_after_a_network_drop(
     assert fan.errors == []
 
 
+async def test_a_fan_told_the_server_is_restarting_says_so_and_comes_back(
+    web_server: RunningServer, launch: Launch, python: Peers
+) -> None:
+    artist = await python.client("artist", "Artist", host=True)
+    room_id = (await artist.request("room:create", {"title": "Deploy day"}))["room"]["id"]
+    await artist.request("room:join", {"room_id": room_id})
+    fan = await launch("fan")
+    await fan.page.goto(f"{web_server.url}/#/room/{room_id}")
+    await sign_in_as_guest(fan, "Mina")
+    await expect(fan.page.get_by_role("heading", name="Deploy day")).to_be_visible()
+    await artist.next_event("room:count", lambda e: e["listeners"] == 2)
+    fan_id = await fan.page.evaluate("() => window.liveroom.session.user.id")
+    await fan.page.evaluate(
+        "() => { window.statuses = [];"
+        " window.liveroom.connection.addEventListener('status',"
+        " (e) => window.statuses.push(e.detail)); }"
+    )
+
+    # What the server does on its way down, to this fan alone: the notice, then the close.
+    sio, signaling = web_server.app[SIO], web_server.app[SIGNALING]
+    for sid in signaling.sids_of_user(fan_id):
+        await sio.emit("server:shutdown", {"at": 0}, to=sid)
+        await sio.disconnect(sid)
+
+    await expect(fan.page.get_by_text("Reconnected")).to_be_visible(timeout=20_000)  # rejoined
+    statuses = await fan.page.evaluate("() => window.statuses")
+    assert "restarting" in statuses and "reconnecting" not in statuses, statuses
+    assert statuses[-1] == "online"
+    assert fan.errors == []
+
+
 async def test_staff_tools_search_invite_mute_ban_and_end(
     web_server: RunningServer, launch: Launch, python: Peers, artifacts_dir: Path
 ) -> None:

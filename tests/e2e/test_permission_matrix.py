@@ -352,6 +352,7 @@ SPECS: dict[str, Spec] = {
     ),
     "room:report": Spec(_room_only(user_id="lis2", reason="spam links")),
     "user:block": Spec(_fixed({"user_id": "lis2", "on": True})),
+    "user:blocks": Spec(_fixed({})),
     "stage:request": Spec(_room_only()),
     "stage:cancel": Spec(_hand_raised),
     "stage:approve": Spec(_approve_hand),

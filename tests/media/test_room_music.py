@@ -53,8 +53,10 @@ async def test_a_slow_disk_starves_the_deck_not_the_mixer(tmp_path: Path) -> Non
         async with asyncio.timeout(30):
             while deck.stats.frames <= 50 or deck.stats.underruns <= 20 or room.stats.ticks < 150:
                 await asyncio.sleep(0.1)
-        # It played what it got and skipped what had not arrived, and the mixer never waited.
-        assert room.stats.late_ticks == 0
+        # It played what it got and skipped what had not arrived, and the mixer never waited for
+        # it: a mixer waiting on the disk is late at every underrun (here > 20); a loaded CI
+        # machine may make one tick in 50 late on its own.
+        assert room.stats.late_ticks <= room.stats.ticks // 50
     finally:
         stop.set()
         await room.close()

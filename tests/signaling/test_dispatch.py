@@ -13,7 +13,7 @@ from dataclasses import replace
 import aiohttp
 import pytest
 
-from liveroom.app import REGISTRY, RunningServer, start_server
+from liveroom.app import REGISTRY, SIGNALING, RunningServer, start_server
 from liveroom.client import LiveroomClient
 from liveroom.config import Config
 from liveroom.permissions import Role, Rule, Scope, Who
@@ -21,6 +21,7 @@ from liveroom.ratelimit import RateLimit
 from liveroom.signaling.payloads import Payload
 from liveroom.signaling.registry import Ack, EventContext, EventRegistry
 from tests.conftest import Connect, make_token
+from tests.fakes import eventually
 
 
 class Boom(Payload):
@@ -139,3 +140,31 @@ async def test_event_rate_limit_answers_rate_limited_with_retry_after(config: Co
     assert [a["ok"] for a in acks] == [True] * 5 + [False] * 3
     error = acks[5]["error"]
     assert error["code"] == "rate_limited" and 0 < error["retry_after"] <= 2.1
+
+
+async def test_shutdown_answers_the_events_in_progress_and_refuses_new_ones(
+    config: Config,
+) -> None:
+    running = await start_server(config)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(ctx: EventContext, payload: Boom) -> Ack:
+        started.set()
+        await release.wait()
+        return {"saved": payload.room_id}
+
+    running.app[REGISTRY].add("test:slow", Boom, slow, Rule("test:slow", Scope.SERVER, Who.ANYONE))
+    client = await LiveroomClient.connect(running.url, make_token("fan"))
+    try:
+        in_progress = asyncio.create_task(client.call("test:slow", {"room_id": "r1"}))
+        await started.wait()
+        stopping = asyncio.create_task(running.stop())
+        await eventually(lambda: running.app[SIGNALING].closing)  # waiting for the slow event
+        late = await client.call("time:sync", {"t0": 0})
+        assert late["ok"] is False and late["error"]["code"] == "conflict"
+        release.set()
+        assert await in_progress == {"ok": True, "saved": "r1"}  # answered before the close
+        await stopping
+    finally:
+        release.set()
+        await client.close()

@@ -61,3 +61,22 @@ async def test_pending_sightings_are_bounded(fake_clock: FakeClock, tmp_path: Pa
     assert len(directory._pending) == 10
     assert "fan-99" in directory._pending  # the newest are kept
     await engine.dispose()
+
+
+async def test_a_user_is_found_before_and_after_their_sighting_is_written(
+    fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    """``user:block`` names someone who may have connected a moment ago."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'u.db'}")
+    await upgrade(engine)
+    directory = UserDirectory(SqlUserStore(session_factory(engine)), fake_clock)
+    try:
+        directory.seen(Identity("fan", "Fan"))
+        pending = await directory.find("fan")
+        assert pending is not None and pending.name == "Fan"
+        await directory.flush()
+        written = await directory.find("fan")
+        assert written is not None and written.name == "Fan"
+        assert await directory.find("nobody") is None
+    finally:
+        await engine.dispose()

@@ -11,6 +11,7 @@ const TOKEN_REFUSALS = ["missing token", "invalid token", "token expired", "a gu
 
 /**
  * Events dispatched (EventTarget): "status" (detail: "connecting" | "online" | "reconnecting"
+ * | "restarting" (the server said it is going down: reconnecting until it is back)
  * | "waiting" (refused for now, e.g. too many connections: `reason` says why, tried again
  * later) | "refused"), "resumed" (a reconnect after a drop: rejoin rooms, offer audio again),
  * "refused" (detail: the server's reason for turning this token down).
@@ -23,6 +24,7 @@ export class Connection extends EventTarget {
     this.reason = null;
     this.refusals = 0;
     this.retryTimer = null;
+    this.restarting = false; // told `server:shutdown`, not reconnected since
     this.socket = io({
       path: "/socket.io",
       transports: ["websocket", "polling"],
@@ -36,17 +38,24 @@ export class Connection extends EventTarget {
       const resumed = this.wasOnline;
       this.wasOnline = true;
       this.refusals = 0;
+      this.restarting = false;
       this.#set("online");
       if (resumed) this.dispatchEvent(new Event("resumed"));
     });
     this.socket.on("disconnect", (reason) => {
       // A server-side disconnect is not retried by socket.io; anything else is.
       if (reason === "io server disconnect") this.socket.connect();
-      this.#set("reconnecting");
+      this.#set(this.restarting ? "restarting" : "reconnecting");
+    });
+    // The server is going down on purpose (a deploy, a restart): our seat is held; say so rather
+    // than "connection lost", and reconnect with the usual back-off until it is back.
+    this.socket.on("server:shutdown", () => {
+      this.restarting = true;
+      this.#set("restarting");
     });
     this.socket.on("connect_error", (error) => {
       if (this.socket.active) {
-        this.#set("reconnecting");
+        this.#set(this.restarting ? "restarting" : "reconnecting");
         return;
       }
       this.reason = error.message;

@@ -58,6 +58,9 @@ export class HomeView {
         this.upcoming,
       ),
       h("p", {}, h("a", { href: "#/rankings" }, "Most listened rooms, artists and markets →")),
+      app.session.signedIn
+        ? h("p", {}, h("button", { class: "link", onclick: () => app.showBlocked() }, "People you blocked"))
+        : null,
     );
   }
 

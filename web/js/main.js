@@ -1,6 +1,7 @@
 // The composition root of the web client: the session, the connection and the views, switched
 // by the address (#/ home, #/signin, #/room/ID, #/rankings).
 
+import { Blocks, openBlockedDialog } from "./blocks.js";
 import { Connection } from "./connection.js";
 import { h, fill } from "./dom.js";
 import { HomeView } from "./home.js";
@@ -16,6 +17,7 @@ const STATUS_TEXT = {
   connecting: "Connecting…",
   online: "Connected",
   reconnecting: "Connection lost — reconnecting…",
+  restarting: "The server is restarting — reconnecting…",
   refused: "The server refused this sign-in",
 };
 
@@ -23,6 +25,7 @@ class App {
   constructor() {
     this.session = new Session();
     this.connection = null;
+    this.blocks = null; // whom this user blocks, once connected
     this.view = null;
     this.hash = null; // the address of the view shown
     this.root = document.getElementById("view");
@@ -49,6 +52,7 @@ class App {
         });
       });
       this.connection = connection;
+      this.blocks = new Blocks(connection);
     }
     return this.connection;
   }
@@ -63,6 +67,7 @@ class App {
     this.view = null;
     this.connection?.close();
     this.connection = null;
+    this.blocks = null;
     this.session.signOut();
     this.renderAccount();
     this.#showStatus(null);
@@ -144,8 +149,16 @@ class App {
         nameLabel(user),
         user.guest ? h("span", { class: "tag" }, "guest") : null,
       ),
+      h("button", { class: "ghost blocked-button", "aria-label": "Blocked people", onclick: () => this.showBlocked() }, "Blocked"),
       h("button", { class: "ghost", onclick: () => this.#confirmLeave(() => this.signOut()) }, "Sign out"),
     );
+  }
+
+  /** The dialog of the people this user blocks (from the top bar, or the home page on phones). */
+  showBlocked() {
+    this.connect();
+    const dialog = openBlockedDialog(this.blocks);
+    if (this.view?.track) this.view.track(dialog);
   }
 
   /** The connection's state, in a status region that stays in the page (so changes are read):

@@ -3,6 +3,7 @@
 // the server sends the staff view (it carries `requests`); the server checks every action.
 
 import { h, fill, keyed, show } from "./dom.js";
+import { blockButton } from "./blocks.js";
 import { actionForm, busy, field } from "./forms.js";
 import { notify } from "./notices.js";
 import { ROLE_LABELS, avatar, formatWhen, isStaffView, nameLabel } from "./people.js";
@@ -312,7 +313,20 @@ export function openMemberMenu(view, user, role, after) {
     ),
   );
   const close = h("button", { class: "ghost", type: "button", onclick: () => dialog.close() }, "Close");
-  dialog.append(report, close);
+  // Anyone may block anyone but themself: it hides their reactions and questions from you.
+  const blocks = view.app.blocks;
+  const blockSlot = h("div", { class: "row" });
+  const showBlock = () => {
+    const focused = blockSlot.contains(document.activeElement);
+    fill(blockSlot, blockButton(blocks, user, "ghost"));
+    if (focused) blockSlot.firstElementChild.focus();
+  };
+  if (blocks && user.id !== view.me.id) {
+    showBlock();
+    blocks.addEventListener("change", showBlock);
+    dialog.addEventListener("close", () => blocks.removeEventListener("change", showBlock));
+  }
+  dialog.append(report, blockSlot, close);
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
   view.track(dialog);

@@ -3,6 +3,7 @@
 // bring the asker on stage and delete. Kept in step by qa:update (a full list, then deltas
 // applied by version; a gap asks qa:list again).
 
+import { blockButton } from "./blocks.js";
 import { h, fill, keyed, show } from "./dom.js";
 import { actionForm, busy, choices, field } from "./forms.js";
 import { notify } from "./notices.js";
@@ -231,6 +232,9 @@ export class QaPanel {
     } else if (mine && q.status !== "answered" && q.status !== "withdrawn") {
       actions.append(act("Withdraw", "qa:withdraw"));
     }
+    // Hide this asker's questions and reactions from me (never offered for anonymous ones:
+    // their author is not known here).
+    if (q.author && !mine && this.view.app.blocks) actions.append(blockButton(this.view.app.blocks, q.author));
     const vote =
       q.status === "approved" || q.status === "answered"
         ? this.#voteButton(q)

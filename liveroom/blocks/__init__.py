@@ -1,0 +1,1 @@
+"""Blocks: a user hides another user's reactions and questions from their own view."""
