@@ -1,0 +1,1 @@
+"""Several liveroom nodes on one Redis (``--redis-url``)."""

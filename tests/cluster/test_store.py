@@ -1,0 +1,96 @@
+"""Leases, stage writes and heartbeats on a real Redis (a private ``redis-server``)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+from redis.asyncio import Redis
+
+from liveroom.cluster.model import Keys, NodeInfo
+from liveroom.cluster.store import ClusterStore, Fenced, StaleStage
+from liveroom.permissions import Role
+from liveroom.rooms.model import new_room
+from liveroom.rooms.stage import Invitation, RoomState, UserInfo
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[ClusterStore]:
+    redis = Redis.from_url(redis_url)
+    yield ClusterStore(redis, Keys(f"t-{uuid.uuid4().hex[:8]}"))  # never flushes anything
+    await redis.aclose()
+
+
+def live_room(room_id: str = "r1") -> RoomState:
+    state = new_room(room_id, UserInfo("host", "Host"), 1_000, title="Live")
+    return replace(
+        state,
+        muted=frozenset({"host"}),
+        invites=(Invitation("fan", Role.SPEAKER, "host"),),
+        version=3,
+    )
+
+
+async def test_one_node_of_many_gets_a_lease_and_tokens_grow(store: ClusterStore) -> None:
+    got = await asyncio.gather(*(store.acquire("r1", f"n{i}", 5) for i in range(10)))
+    winners = [lease for lease in got if lease is not None]
+    assert len(winners) == 1
+    first = winners[0]
+    assert await store.owner("r1") == first
+    assert await store.release(first)
+    assert not await store.release(first)  # released already: nothing to do
+    second = await store.acquire("r1", "n9", 5)
+    assert second is not None and second.token > first.token
+
+
+async def test_a_lapsed_lease_cannot_be_renewed_and_another_node_takes_the_room(
+    store: ClusterStore,
+) -> None:
+    old = await store.acquire("r1", "a", 0.2)
+    assert old is not None
+    assert await store.renew([old], 0.2) == []
+    await asyncio.sleep(0.4)
+    new = await store.acquire("r1", "b", 5)
+    assert new is not None
+    assert await store.renew([old], 5) == [old]  # lost: reported, not revived
+    assert (await store.owner("r1")) == new
+    assert not await store.release(old)  # the old owner cannot drop the new owner's lease
+
+
+async def test_the_stage_is_written_only_by_the_holder_over_the_version_it_read(
+    store: ClusterStore,
+) -> None:
+    lease = await store.acquire("r1", "a", 5)
+    assert lease is not None
+    state = live_room()
+    await store.put_stage(lease, None, state)
+    assert await store.stage("r1") == state  # every field round-trips
+    moved_on = replace(state, version=4, title="Renamed")
+    await store.put_stage(lease, 3, moved_on)
+    with pytest.raises(StaleStage):
+        await store.put_stage(lease, 3, replace(state, version=4, title="Lost update"))
+    assert await store.release(lease)
+    thief = await store.acquire("r1", "b", 5)
+    assert thief is not None
+    with pytest.raises(Fenced):  # the old owner, back from a pause
+        await store.put_stage(lease, 4, replace(moved_on, version=5))
+    assert (await store.stage("r1")) == moved_on
+    await store.forget_room("r1")
+    assert await store.stage("r1") is None
+
+
+async def test_heartbeats_list_live_nodes_and_tell_a_node_it_was_taken_for_dead(
+    store: ClusterStore,
+) -> None:
+    assert await store.beat(NodeInfo("a", "http://a", rooms=2), 5) is False  # its first
+    assert await store.beat(NodeInfo("a", "http://a", rooms=3), 5) is True
+    assert await store.beat(NodeInfo("b", "http://b"), 0.2) is False
+    assert [n.id for n in await store.nodes()] == ["a", "b"]
+    await asyncio.sleep(0.4)
+    assert [(n.id, n.rooms) for n in await store.nodes()] == [("a", 3)]
+    assert await store.beat(NodeInfo("b", "http://b"), 5) is False  # lapsed: drop everything
+    await store.leave("a")
+    assert [n.id for n in await store.nodes()] == ["b"]
