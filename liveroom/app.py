@@ -16,11 +16,14 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from liveroom import __version__
 from liveroom.api import PlatformApi, cors, error_middleware, forwarded_for, security_headers
 from liveroom.auth import Identity, TokenService
 from liveroom.blocks.service import BlockService
 from liveroom.blocks.store import SqlBlockStore
 from liveroom.clock import Clock, SystemClock
+from liveroom.cluster.routing import RemoteSockets
+from liveroom.cluster.setup import Cluster, join_cluster, manager_for, node_id_of
 from liveroom.config import Config
 from liveroom.db.migrate import current_revision, head_revision, upgrade
 from liveroom.db.session import create_engine, is_sqlite, session_factory
@@ -31,6 +34,7 @@ from liveroom.media.hls_api import HlsApi, ReplayRetention
 from liveroom.media.hls_playlist import target_duration
 from liveroom.media.ice import ice_servers_for
 from liveroom.media.stage_audio import StageAudio
+from liveroom.metrics import MetricsApi, ServerMetrics, Sources, time_transactions
 from liveroom.permissions import STAGE
 from liveroom.playlist.dj import DjBooth
 from liveroom.playlist.media import MediaApi
@@ -42,6 +46,7 @@ from liveroom.qa.model import QaLimits
 from liveroom.qa.service import QaService
 from liveroom.qa.store import SqlQaStore
 from liveroom.ratelimit import RateLimits
+from liveroom.readiness import MediaDirProbe, Readiness, database_check, redis_check
 from liveroom.rooms import model as stage_model
 from liveroom.rooms.api import RoomsApi
 from liveroom.rooms.fanout import Emitter, room_channel
@@ -67,6 +72,9 @@ from liveroom.stats.service import StatsConfig, StatsService
 from liveroom.stats.store import SqlStatsStore
 from liveroom.users.service import UserDirectory
 from liveroom.users.store import SqlUserStore
+from liveroom.webhooks.model import MIN_SECRET_BYTES as MIN_WEBHOOK_SECRET_BYTES
+from liveroom.webhooks.notifier import WebhookNotifier
+from liveroom.webhooks.sender import WebhookSender
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +95,11 @@ RETENTION = web.AppKey("retention", ReplayRetention)
 QA = web.AppKey("qa", QaService)
 PLAYLISTS = web.AppKey("playlists", PlaylistService)
 BLOCKS = web.AppKey("blocks", BlockService)
+WEBHOOKS = web.AppKey("webhooks", WebhookSender)
+CLUSTER = web.AppKey("cluster", Cluster)
+HLS = web.AppKey("hls", HlsApi)
+METRICS = web.AppKey("metrics", ServerMetrics)
+"""Only with ``--redis-url``."""
 
 SERVER_SHUTDOWN = "server:shutdown"
 """Sent to every socket just before the server closes it on its way down."""
@@ -106,7 +119,7 @@ def bundled_web_dir() -> Path | None:
 
 def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
     """A complete liveroom server for ``config`` (its secret resolved from the data dir)."""
-    _refuse_what_cannot_run(config)
+    refuse_what_cannot_run(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config = config.with_secret()
     assert config.secret is not None
@@ -127,7 +140,9 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     sessions = session_factory(engine)
     users = UserDirectory(SqlUserStore(sessions), clock)
 
+    cluster_manager = manager_for(config, node_id_of(config)) if config.redis_url else None
     sio = LiveroomSocketServer(
+        client_manager=cluster_manager,
         queue_limit=config.socket_queue_limit,
         async_mode="aiohttp",
         max_http_buffer_size=config.max_message_bytes,
@@ -138,10 +153,9 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     sio.attach(app, socketio_path="socket.io")
     registry = EventRegistry()
     signaling = Signaling(sio, registry, tokens, limits, users, config.socket_inflight_limit)
-    round_trips = RoundTrips()
-    clock_sync.register(registry, clock, round_trips)
-    signaling.disconnect_hooks.append(lambda conn: _forget_round_trip(round_trips, conn.sid))
+    round_trips = _round_trips(registry, signaling, clock)
     blocks = _block_lists(app, sessions, users, sio, signaling, clock)
+    remote_sockets = RemoteSockets()  # several nodes: other nodes' sockets in rooms run here
 
     rooms = RoomService(
         MemoryStageStore(),
@@ -150,7 +164,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         ParticipationLog(sessions, clock),
         sio,
         signaling.sids_of_user,
-        lambda sid: sid in signaling.connections,
+        lambda sid: sid in signaling.connections or sid in remote_sockets,
         clock,
         RoomsConfig(
             limits=StageLimits(
@@ -173,32 +187,30 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     rooms.observers.append(audio)
 
     qa = _questions(config, sessions, rooms, sio, limits, clock, blocks)
-    playlist_store = SqlPlaylistStore(sessions)
-    playlists = PlaylistService(
-        playlist_store,
-        rooms,
-        sio,
-        clock,
-        PlaylistLimits(skip_share=config.skip_share),
-        round_trips,
-        ready_timeout_ms=round(config.playlist_ready_timeout_s * 1000),
-        booth=DjBooth(media, config.effective_media_dir),
-    )
-    rooms.observers.append(playlists)
+    playlists, playlist_store = _playlists(config, sessions, rooms, sio, clock, round_trips, media)
 
-    stats = _listener_stats(config, sessions, clock, sio, rooms)
+    stats = _listener_stats(
+        config, sessions, clock, sio, rooms, _webhooks(app, config, clock, rooms, qa)
+    )
 
     on_join = (qa.joined, playlists.joined)
     media_info = _media_info(config, clock, rooms)
     room_events.register(registry, rooms, audio, media_info, qa, on_join)
     qa_events.register(registry, rooms, qa)
     playlist_events.register(registry, rooms, playlists)
-    # A server-wide ban refuses the connection before any block list is loaded for it.
-    signaling.connect_guards.extend((rooms.admit, blocks.admit))
-    signaling.disconnect_hooks.append(
-        lambda conn: rooms.socket_closed(conn.sid, conn.identity.user_id)
-    )
-
+    _members_follow_sockets(signaling, rooms, blocks)
+    if cluster_manager is not None:  # several nodes
+        app[CLUSTER] = join_cluster(
+            config,
+            clock,
+            cluster_manager,
+            signaling,
+            rooms,
+            qa,
+            playlists,
+            remote_sockets,
+            lambda: {"sockets": len(signaling.connections), "peers": media.peer_connections},
+        )
     PlatformApi(tokens, limits, config.guests, media.hls_troubles).add_routes(app)
     _hls(app, config, clock, rooms, tokens, stats)
     RoomsApi(rooms, tokens).add_routes(app)
@@ -215,7 +227,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
         config.media_room_bytes,
         config.media_total_bytes,
     ).add_routes(app)
-    _serve_web_client(app, config)
+    _operations(app, config, engine, rooms, signaling, sio, media)
+    _serve_web_client(app, config)  # last: its static route would shadow any added after it
 
     app[CONFIG], app[CLOCK], app[TOKENS], app[LIMITS] = config, clock, tokens, limits
     app[ENGINE], app[SESSIONS], app[USERS] = engine, sessions, users
@@ -225,6 +238,97 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_close_sockets)
     return app
+
+
+MIN_METRICS_TOKEN_BYTES = 16
+
+
+def _operations(
+    app: web.Application,
+    config: Config,
+    engine: AsyncEngine,
+    rooms: RoomService,
+    signaling: Signaling,
+    sio: LiveroomSocketServer,
+    media: MediaEngine,
+) -> None:
+    """``/metrics`` (unless ``--no-metrics``) and ``/readyz``; docs/operations.md."""
+    metrics = ServerMetrics(Sources(rooms, signaling, sio, media, app[HLS]))
+    app[METRICS] = metrics
+    if config.metrics:
+        token = config.metrics_token
+        if token is not None and len(token.encode()) < MIN_METRICS_TOKEN_BYTES:
+            raise StartupError(f"--metrics-token must be at least {MIN_METRICS_TOKEN_BYTES} bytes")
+        time_transactions(engine, metrics.db_seconds)
+        MetricsApi(metrics, token).add_routes(app)
+    checks = {
+        "database": database_check(engine),
+        "media_dir": MediaDirProbe(config.effective_media_dir).check,
+    }
+    cluster = app.get(CLUSTER)
+    if cluster is not None:
+        checks["redis"] = redis_check(cluster.redis, metrics.redis_timer)
+    Readiness(checks).add_routes(app)
+
+
+def _playlists(
+    config: Config,
+    sessions: async_sessionmaker[AsyncSession],
+    rooms: RoomService,
+    sio: LiveroomSocketServer,
+    clock: Clock,
+    round_trips: RoundTrips,
+    media: MediaEngine,
+) -> tuple[PlaylistService, SqlPlaylistStore]:
+    """The rooms' playlists, following the stage (and its DJ deck playing into the room)."""
+    store = SqlPlaylistStore(sessions)
+    playlists = PlaylistService(
+        store,
+        rooms,
+        sio,
+        clock,
+        PlaylistLimits(skip_share=config.skip_share),
+        round_trips,
+        ready_timeout_ms=round(config.playlist_ready_timeout_s * 1000),
+        booth=DjBooth(media, config.effective_media_dir),
+    )
+    rooms.observers.append(playlists)
+    return playlists, store
+
+
+def _round_trips(registry: EventRegistry, signaling: Signaling, clock: Clock) -> RoundTrips:
+    """Each socket's round trip, from its ``time:sync`` calls (the playlist waits for them)."""
+    round_trips = RoundTrips()
+    clock_sync.register(registry, clock, round_trips)
+    signaling.disconnect_hooks.append(lambda conn: _forget_round_trip(round_trips, conn.sid))
+    return round_trips
+
+
+def _members_follow_sockets(signaling: Signaling, rooms: RoomService, blocks: BlockService) -> None:
+    # A server-wide ban refuses the connection before any block list is loaded for it.
+    signaling.connect_guards.extend((rooms.admit, blocks.admit))
+    signaling.disconnect_hooks.append(
+        lambda conn: rooms.socket_closed(conn.sid, conn.identity.user_id)
+    )
+
+
+def _webhooks(
+    app: web.Application, config: Config, clock: Clock, rooms: RoomService, qa: QaService
+) -> WebhookNotifier:
+    """Room events POSTed to ``--webhook-url``s (none by default: then nothing is sent)."""
+    sender = WebhookSender(
+        config.webhook_urls,
+        config.webhook_secret,
+        config.webhooks,
+        clock,
+        user_agent=f"liveroom/{__version__}",
+    )
+    notifier = WebhookNotifier(sender, clock, rooms.get)
+    rooms.observers.append(notifier)
+    rooms.starts.append(notifier.room_started)
+    qa.asked.append(notifier.question_asked)
+    app[WEBHOOKS] = sender
+    return notifier
 
 
 def _block_lists(
@@ -283,8 +387,16 @@ def _hls(
     """HLS and replays over HTTP, and what keeps replays within their retention."""
     directory = config.effective_media_dir / "hls"
     target = target_duration(config.hls_segment_s)
-    HlsApi(directory, rooms, tokens, target, stats.replay_played).add_routes(app)
+    app[HLS] = HlsApi(directory, rooms, tokens, target, stats.replay_played)
+    app[HLS].add_routes(app)
+    if CLUSTER in app:  # a room's HLS is written where the room runs: asked for there
+        app[HLS].node_url = app[CLUSTER].node.url_of_room
+    app.on_cleanup.append(_close_hls)
     app[RETENTION] = ReplayRetention(directory, config.replay_days * 86400, clock)
+
+
+async def _close_hls(app: web.Application) -> None:
+    await app[HLS].close()
 
 
 def _media_engine(config: Config, clock: Clock) -> MediaEngine:
@@ -310,15 +422,21 @@ def _socket_origins(named: tuple[str, ...]) -> Callable[[str | None, dict[str, A
     return allowed
 
 
-def _refuse_what_cannot_run(config: Config) -> None:
-    if config.redis_url:
-        # Accepting it and running single-node anyway would split-brain several nodes.
-        raise StartupError("--redis-url: several-node mode is not built yet; run one node")
+def refuse_what_cannot_run(config: Config) -> None:
+    """``StartupError`` for settings the server will not run with (``liveroom doctor`` too)."""
+    if config.redis_url and not 0.5 <= config.lease_ttl_s <= 5:
+        raise StartupError("--lease-ttl must be 0.5–5 s (a dead node's rooms move after it)")
     if not (0.1 <= config.hls_segment_s <= 10 and 2 <= config.hls_window <= 100):
         raise StartupError("--hls-segment must be 0.1–10 s and --hls-window 2–100 segments")
     if not config.replay_days > 0 or config.webrtc_audience < 0:
         # 0 days would sweep live rooms' HLS away as soon as it is written.
         raise StartupError("--replay-days must be more than 0 and --webrtc-audience at least 0")
+    webhook_secret = (config.webhook_secret or "").encode()
+    if config.webhook_urls and len(webhook_secret) < MIN_WEBHOOK_SECRET_BYTES:
+        # Unsigned events could be forged by anyone who can reach the receiver.
+        raise StartupError(
+            f"--webhook-url needs a --webhook-secret of at least {MIN_WEBHOOK_SECRET_BYTES} bytes"
+        )
 
 
 def _listener_stats(
@@ -327,13 +445,14 @@ def _listener_stats(
     clock: Clock,
     emitter: Emitter,
     rooms: RoomService,
+    webhooks: WebhookNotifier,
 ) -> StatsService:
     """Listener counts and records, fed by the rooms' joins, leaves, starts and ends."""
     stats = StatsService(
         SqlStatsStore(sessions),
         clock,
         StatsConfig(sample_interval_s=config.stats_sample_interval_s, grace_s=config.stats_grace_s),
-        on_record=lambda room_id, broken: _tell_record(emitter, room_id, broken),
+        on_record=lambda room_id, broken: _tell_record(emitter, webhooks, room_id, broken),
     )
     counting = ListenerCounting(stats, rooms.presence)
     rooms.observers.append(counting)
@@ -341,8 +460,11 @@ def _listener_stats(
     return stats
 
 
-async def _tell_record(emitter: Emitter, room_id: str, broken: RecordBroken) -> None:
+async def _tell_record(
+    emitter: Emitter, webhooks: WebhookNotifier, room_id: str, broken: RecordBroken
+) -> None:
     """``room:record``: the room just passed the all-time record (or its host's own)."""
+    webhooks.record_broken(room_id, broken)
     payload = {
         "room_id": room_id,
         "metric": broken.metric,
@@ -420,8 +542,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
+    await app[WEBHOOKS].start()  # first and last: whatever the rest tells it is sent
     app[USERS].start()
     app[STATS].start()  # before the rooms: restored live rooms count on
+    cluster = app.get(CLUSTER)
+    if cluster is not None:
+        await cluster.start()  # before the rooms: they open only those this node claims
     await app[ROOMS].start()
     app[AUDIO].start()
     await app[QA].start()
@@ -434,7 +560,10 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     await app[PLAYLISTS].stop()
     await app[AUDIO].stop()
     await app[STATS].stop()
+    if cluster is not None:
+        await cluster.stop()
     await app[USERS].stop()
+    await app[WEBHOOKS].stop()
 
 
 async def _tell_and_close_sockets(app: web.Application) -> None:

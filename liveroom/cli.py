@@ -1,16 +1,17 @@
-"""``liveroom serve | token | db upgrade | docs permissions``."""
+"""``liveroom serve | doctor | token | db upgrade | rankings | bot | docs``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from liveroom import __version__, permissions_doc
+from liveroom import __version__, doctor, permissions_doc
 from liveroom.app import StartupError, start_server
 from liveroom.auth import Grants, Identity, TokenService, clean_name, normalise_market
 from liveroom.client import CallFailed, Refused
@@ -19,6 +20,7 @@ from liveroom.config import Config, add_arguments, load_config
 from liveroom.db.migrate import current_revision, head_revision, upgrade
 from liveroom.db.session import create_engine, session_factory
 from liveroom.errors import LiveroomError
+from liveroom.logs import configure_logging
 from liveroom.ratelimit import render_limits_doc
 from liveroom.stats.model import Metric
 from liveroom.stats.queries import Period, parse_rankings
@@ -29,13 +31,32 @@ logger = logging.getLogger("liveroom")
 DEFAULT_TOKEN_TTL_S = 30 * 24 * 3600
 
 
+def version() -> str:
+    """The installed package's version (its metadata), or the source tree's."""
+    try:
+        return importlib.metadata.version("liveroom")
+    except importlib.metadata.PackageNotFoundError:
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liveroom", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"liveroom {__version__}")
+    parser.add_argument("--version", action="version", version=f"liveroom {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the server")
     add_arguments(serve)
+
+    check = sub.add_parser(
+        "doctor", help="check the configuration, database, Redis, media dir and ICE settings"
+    )
+    add_arguments(check)
+    check.add_argument(
+        "--timeout",
+        type=float,
+        default=doctor.DEFAULT_TIMEOUT_S,
+        help="seconds each check may take (default: %(default)s)",
+    )
 
     token = sub.add_parser("token", help="print a token signed with the server's secret")
     add_arguments(token, only={"data_dir", "secret", "log_level"})
@@ -92,14 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             permissions_doc.render() if args.which == "permissions" else render_limits_doc()
         )
         return 0
+    if args.command == "doctor":
+        return _doctor(args)
     try:
         config = load_config(args)
     except ValueError as e:
         parser.error(str(e))
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(config.log_level, config.log_format)
     try:
         if args.command == "serve":
             Path(config.data_dir).mkdir(parents=True, exist_ok=True)
@@ -113,6 +133,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LiveroomError, ValueError) as e:  # bad input or configuration: say it plainly
         print(f"liveroom: {e}", file=sys.stderr)
         return 2
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """One line per check; 0 when nothing failed, 1 otherwise."""
+    try:
+        config = load_config(args)
+    except ValueError as e:
+        print(f"{doctor.MARKS[doctor.Status.FAIL]} configuration: {e}")
+        return 1
+    findings = asyncio.run(doctor.examine(config, args.timeout))
+    for finding in findings:
+        print(finding.line())
+    return 0 if doctor.healthy(findings) else 1
 
 
 def _bot(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from liveroom.ratelimit import RateLimit, parse_rate_limits
+from liveroom.webhooks.model import WebhookPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +34,17 @@ class Config:
     data_dir: Path = Path("data")
     database_url: str | None = None
     redis_url: str | None = None
+    node_id: str | None = None
+    node_url: str | None = None
+    cluster_name: str = "liveroom"
+    lease_ttl_s: float = 5.0
     secret: str | None = None
     guests: bool = True
     guest_token_ttl_s: int = 24 * 3600
     log_level: str = "info"
+    log_format: str = "text"
+    metrics: bool = True
+    metrics_token: str | None = None
     rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
     socket_queue_limit: int = 512
     socket_inflight_limit: int = 32
@@ -66,6 +74,9 @@ class Config:
     hls_window: int = 6
     webrtc_audience: int = 500
     replay_days: float = 30.0
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = None
+    webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
 
     @property
     def effective_media_dir(self) -> Path:
@@ -146,11 +157,28 @@ def _level(text: str) -> str:
     return level
 
 
+def _log_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"text", "json"}:
+        raise ValueError(f"log format must be text or json, not {text!r}")
+    return value
+
+
 def _emoji_list(text: str) -> tuple[str, ...]:
     emoji = tuple(e.strip() for e in text.split(",") if e.strip())
     if not emoji or any(len(e) > 16 for e in emoji):
         raise ValueError("give one or more emoji, comma-separated")
     return emoji
+
+
+def _http_url(text: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host, as written."""
+    url = text.strip()
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if scheme.lower() not in {"http", "https"} or not host or any(c.isspace() for c in url):
+        raise ValueError(f"not an http(s) URL: {text!r}")
+    return url
 
 
 def _network(text: str) -> str:
@@ -164,11 +192,37 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", "--port", "port to listen on", int),
     Option("data_dir", "--data-dir", "where the SQLite file, secret and media live", Path),
     Option("database_url", "--database-url", "SQLAlchemy URL; default: SQLite in the data dir"),
-    Option("redis_url", "--redis-url", "Redis URL for several nodes (not built yet: refused)"),
+    Option("redis_url", "--redis-url", "Redis URL: run as one of several nodes sharing it"),
+    Option("node_id", "--node-id", "this node's name among several (default: host, port, random)"),
+    Option(
+        "node_url", "--node-url", "how other nodes reach this one over HTTP (default: its address)"
+    ),
+    Option("cluster_name", "--cluster-name", "prefix of the cluster's Redis keys and channels"),
+    Option(
+        "lease_ttl_s", "--lease-ttl", "seconds before a dead node's rooms move (at most 5)", float
+    ),
     Option("secret", "--secret", "token signing key (≥ 32 bytes); default: made once, kept"),
     Option("guests", "--no-guests", "refuse guest tokens at POST /api/tokens", _bool, True),
     Option("guest_token_ttl_s", "--guest-token-ttl", "guest token lifetime, seconds", int),
     Option("log_level", "--log-level", "debug, info, warning or error", _level),
+    Option(
+        "log_format",
+        "--log-format",
+        "`text`, or `json`: one object a line, with `room_id`/`user_id` (docs/operations.md)",
+        _log_format,
+    ),
+    Option(
+        "metrics",
+        "--no-metrics",
+        "serve no Prometheus metrics at /metrics (default: to private networks only)",
+        _bool,
+        True,
+    ),
+    Option(
+        "metrics_token",
+        "--metrics-token",
+        "Bearer token for /metrics: then from anywhere, and only with it",
+    ),
     Option(
         "rate_limits",
         "--rate-limits",
@@ -272,6 +326,18 @@ OPTIONS: tuple[Option, ...] = (
         int,
     ),
     Option("replay_days", "--replay-days", "days a replay is kept before it is deleted", float),
+    Option(
+        "webhook_urls",
+        "--webhook-url",
+        "URL that receives room events as signed POSTs (repeat; default: none, nothing is sent)",
+        _http_url,
+        repeatable=True,
+    ),
+    Option(
+        "webhook_secret",
+        "--webhook-secret",
+        "key that signs webhook bodies (≥ 16 bytes; needed with `--webhook-url`)",
+    ),
     Option(
         "web_dir",
         "--web-dir",

@@ -559,7 +559,8 @@ class ServerLog(logging.Handler):
         self.problems.append(self.format(record))
 
     def loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        self.problems.append(f"event loop: {context.get('message')}: {context.get('exception')!r}")
+        what = context.get("exception") or context.get("task") or context.get("future")
+        self.problems.append(f"event loop: {context.get('message')}: {what!r:.500}")
 
     def take(self) -> list[str]:
         problems, self.problems = self.problems, []
@@ -933,9 +934,11 @@ class LiveroomFuzz(RuleBasedStateMachine):
         return None
 
     async def _accepted(
-        self, slot: int, event: str, payload: dict[str, Any], ack: dict[str, Any], *, alone: bool
+        self, slot: int, event: str, sent: Any, ack: dict[str, Any], *, alone: bool
     ) -> None:
-        """Follow what an accepted event did to who is where, and to the ids we know."""
+        """Follow what an accepted event did to who is where, and to the ids we know. (An event
+        that needs no field is accepted with no payload at all: ``Args(())``.)"""
+        payload: dict[str, Any] = sent if isinstance(sent, dict) else {}
         room_id = str(payload.get("room_id"))
         match event:
             case "room:create":

@@ -36,7 +36,10 @@ PURE = sorted(
         PACKAGE / "client" / "sync.py",
         PACKAGE / "media" / "ducking.py",
         PACKAGE / "media" / "hls_playlist.py",
+        PACKAGE / "media" / "counters.py",
+        PACKAGE / "signaling" / "tally.py",
         PACKAGE / "stats" / "queries.py",
+        PACKAGE / "webhooks" / "payloads.py",
     ]
 )
 

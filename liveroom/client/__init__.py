@@ -68,6 +68,8 @@ class LiveroomClient:
         self.sio = socketio.AsyncClient(reconnection=False)
         self._max = max_events
         self._inbox: dict[str, deque[dict[str, Any]]] = {}
+        self.received = 0
+        """Server events received (benchmarks count deliveries with it; reset it at will)."""
         self._arrived = asyncio.Condition()
         self.disconnected = asyncio.Event()
         self.refusal: str | None = None
@@ -148,6 +150,7 @@ class LiveroomClient:
         return found
 
     async def _on_event(self, event: str, data: Any = None) -> None:
+        self.received += 1
         queue = self._inbox.setdefault(event, deque(maxlen=self._max))
         queue.append(data if isinstance(data, dict) else {"data": data})
         async with self._arrived:

@@ -42,8 +42,8 @@ return 0
 _PUT_STAGE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local version = redis.call('HGET', KEYS[2], 'version')
-if version and tonumber(version) ~= tonumber(ARGV[2]) then return -2 end
-redis.call('HSET', KEYS[2], 'version', ARGV[3], 'holder', ARGV[1], 'state', ARGV[4])
+if version and tonumber(version) >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[2], 'version', ARGV[2], 'holder', ARGV[1], 'state', ARGV[3])
 return 1
 """
 
@@ -54,12 +54,6 @@ class Fenced(LiveroomError):
     """This node no longer holds the room's lease: it must stop acting on the room."""
 
     code = "internal"
-
-
-class StaleStage(LiveroomError):
-    """The stage in Redis is not the version this node read: someone else wrote it."""
-
-    code = "conflict"
 
 
 def encode_state(state: RoomState) -> bytes:
@@ -122,21 +116,31 @@ class ClusterStore:
 
     # --- stage --------------------------------------------------------------------------------
 
-    async def put_stage(self, lease: Lease, expected_version: int | None, state: RoomState) -> None:
-        """Write ``state`` if ``lease`` still holds the room and the stored version is
-        ``expected_version`` (anything, when ``None`` and nothing is stored yet)."""
+    async def put_stage(self, lease: Lease, state: RoomState) -> bool:
+        """Write ``state`` if ``lease`` still holds the room and ``state`` is newer than what is
+        stored (``False``: an older version, arriving late, is not written). One transition
+        after another, as the pure model made them: the stage in Redis only moves forward, and
+        only its owner moves it."""
         keys = [self.keys.lease(lease.room_id), self.keys.stage(lease.room_id)]
-        expected = -1 if expected_version is None else expected_version
-        args: list[str | int | bytes] = [lease.holder, expected, state.version, encode_state(state)]
+        args: list[str | int | bytes] = [lease.holder, state.version, encode_state(state)]
         result = int(await self._put_stage(keys=keys, args=args))
         if result == -1:
             raise Fenced(f"room {lease.room_id}: the lease (token {lease.token}) is lost")
-        if result == -2:
-            raise StaleStage(f"room {lease.room_id}: the stage changed since version {expected}")
+        return result == 1
+
+    async def stage_writer(self, room_id: str) -> str | None:
+        """The node that last wrote the room's stage (its owner until it died or let go)."""
+        parsed = parse_holder(await self.redis.hget(self.keys.stage(room_id), "holder"))
+        return parsed[0] if parsed else None
 
     async def stage(self, room_id: str) -> RoomState | None:
         data = await self.redis.hget(self.keys.stage(room_id), "state")
         return decode_state(data) if data is not None else None
+
+    async def open_rooms(self) -> set[str]:
+        """Every room some node claimed and that has not ended."""
+        members = await self.redis.smembers(self.keys.rooms)
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
 
     async def forget_room(self, room_id: str) -> None:
         """An ended room: its stage, counter and listener set go (the SQL row stays)."""
@@ -155,6 +159,9 @@ class ClusterStore:
         )
         await self.redis.sadd(self.keys.nodes, info.id)
         return previous is not None
+
+    async def beating(self, node_id: str) -> bool:
+        return bool(await self.redis.exists(self.keys.node(node_id)))
 
     async def nodes(self) -> list[NodeInfo]:
         """The live nodes (a dead one's id is pruned from the set)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liveroom.errors import Conflict
+from liveroom.media.counters import MixerStats, RtpCounts
 from liveroom.media.deck import MusicCue
 from liveroom.media.hls import HlsPackager
 from liveroom.media.ice import loopback_only_candidates, use_loopback_candidates
@@ -60,6 +61,10 @@ class MediaEngine:
         self._loopback = loopback_candidates
         self._rooms: dict[str, RoomMedia] = {}
         self.levels = LevelWindow()
+        # What closed rooms counted: the totals below only ever grow (Prometheus counters).
+        self._closed_mixer = MixerStats()
+        self._closed_rtp = RtpCounts()
+        self._closing: set[RoomMedia] = set()  # out of _rooms, not yet in the totals
         # Process-wide in aioice: set it either way, so one server's switch never leaks into
         # the next one made in the same process.
         use_loopback_candidates(loopback_candidates)
@@ -89,9 +94,15 @@ class MediaEngine:
         room = self._rooms.pop(room_id, None)
         self.levels.forget(room_id)
         if room is not None:
-            # Not recorded: the live window stays for the listeners still a few seconds behind;
-            # the retention sweep deletes it an hour later.
-            await room.close(ended=ended)
+            self._closing.add(room)
+            try:
+                # Not recorded: the live window stays for the listeners still a few seconds
+                # behind; the retention sweep deletes it an hour later.
+                await room.close(ended=ended)
+            finally:
+                self._closing.discard(room)
+                self._closed_mixer.add(room.stats)
+                self._closed_rtp.add(room.rtp_closed)
 
     async def offer(
         self, room_id: str, user_id: str, sdp: str, kind: str, *, may_publish: bool
@@ -139,6 +150,24 @@ class MediaEngine:
     @property
     def open_rooms(self) -> int:
         return len(self._rooms)
+
+    def mixer_totals(self) -> MixerStats:
+        """Every room's mixer counts since the engine started, closed rooms' included."""
+        totals = MixerStats()
+        totals.add(self._closed_mixer)
+        for room in (*self._rooms.values(), *self._closing):
+            totals.add(room.stats)
+        return totals
+
+    async def rtp_totals(self) -> RtpCounts:
+        """RTP packets of every connection since the engine started, closed ones' included."""
+        totals = RtpCounts()
+        totals.add(self._closed_rtp)
+        # Taken in the same instant as the closed rooms' totals: a room closing meanwhile is
+        # counted once, by itself.
+        for room in (*self._rooms.values(), *self._closing):
+            totals.add(await room.rtp_counts())
+        return totals
 
     def hls_troubles(self) -> dict[str, str]:
         """Rooms whose HLS cannot write (a full or unwritable media dir), and what is wrong."""

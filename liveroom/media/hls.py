@@ -163,6 +163,7 @@ class HlsPackager:
         if window < 1 or queue_frames < 1:
             raise ValueError("window and queue_frames must be positive")
         self.room_id = room_id
+        self._log = logging.LoggerAdapter(logger, {"room_id": room_id})  # its own thread's lines
         self.directory = directory
         self.recording = recording
         self.stats = HlsStats()
@@ -242,7 +243,7 @@ class HlsPackager:
             self._queue.put_nowait(_Stop())
             self._worker.join(timeout)
             if self._worker.is_alive():
-                logger.warning(
+                self._log.warning(
                     "HLS of room %s: the writer did not stop in %ss", self.room_id, timeout
                 )
 
@@ -254,7 +255,7 @@ class HlsPackager:
         try:
             self._encoder = _AacEncoder(self._bitrate)
         except Exception:
-            logger.exception("HLS of room %s: no AAC encoder, no HLS", self.room_id)
+            self._log.exception("HLS of room %s: no AAC encoder, no HLS", self.room_id)
             self.stats.healthy = False
         while True:
             item = self._queue.get()
@@ -333,7 +334,7 @@ class HlsPackager:
             self._filled = True
             if not self._behind:
                 self._behind = True
-                logger.warning(
+                self._log.warning(
                     "HLS of room %s: frames lost (a late mixer or a slow disk) become silence",
                     self.room_id,
                 )
@@ -406,7 +407,7 @@ class HlsPackager:
         if self.recording and self._recorded:
             replay = replay_playlist(self._recorded, self.target_duration)
             if self._write_playlist(REPLAY_PLAYLIST, replay, durable=True):
-                logger.info(
+                self._log.info(
                     "HLS of room %s: replay of %d segments, %.1f s",
                     self.room_id,
                     len(self._recorded),
@@ -426,7 +427,7 @@ class HlsPackager:
         if not self.stats.healthy:
             return  # one line per episode, not one per segment
         self.stats.healthy = False
-        logger.warning(
+        self._log.warning(
             "HLS of room %s cannot write %s (%s); the live audio goes on, HLS resumes when it can",
             self.room_id,
             what,
@@ -436,7 +437,7 @@ class HlsPackager:
 
     def _recovered(self) -> None:
         if not self.stats.healthy:
-            logger.info("HLS of room %s is writing again", self.room_id)
+            self._log.info("HLS of room %s is writing again", self.room_id)
         self.stats.healthy = True
 
 

@@ -8,6 +8,11 @@ other audio). aiohttp's file responses give ``ETag``, ``Last-Modified``, conditi
 and ranges. Only names the packager writes are served — nothing else in the directory, no
 path of the client's making — and no URL carries anything per user: every listener fetches the
 same bytes (presence is counted from Socket.IO sessions, which every client keeps).
+
+Several nodes: a room's HLS is written by the node that runs it. Any node answers for any room:
+from the media dir when it is shared (as uploads need it to be), else by **proxying** the request
+to the room's node (``X-Liveroom-Proxied``, never proxied twice). A proxy, not a redirect: the
+URL a CDN caches stays the public one, and no client is sent to an internal address.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ import asyncio
 import logging
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from liveroom.api import bearer_identity, error_response
@@ -41,6 +47,13 @@ NOT_FOUND_CACHE = "no-store"  # a room about to go live must not stay "not found
 REPLAY_CACHE = "public, max-age=60"  # the host may delete it: caches let go within a minute
 SWEEP_S = 3600.0
 UNRECORDED_KEEP_S = 3600.0
+PROXIED = "X-Liveroom-Proxied"
+PROXY_TIMEOUT_S = 2.0
+PROXY_MAX_BYTES = 4 * 1024 * 1024
+PROXY_HEADERS = ("Cache-Control", "Content-Type", "ETag", "Last-Modified")
+
+NodeUrl = Callable[[str], Awaitable[str | None]]
+"""Several nodes: the base URL of the node running a room (``None``: this one, or nobody)."""
 
 
 class HlsApi:
@@ -57,6 +70,11 @@ class HlsApi:
         self._tokens = tokens
         self._live_cache = f"public, max-age={max(1, target_duration_s // 2)}"
         self._played = on_replay_played
+        self.node_url: NodeUrl | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self.requests: dict[tuple[str, str], int] = {}
+        """Requests served, by ``(kind, outcome)``: kind ``live``, ``replay``, ``segment`` or
+        ``other``; outcome ``ok`` or ``not_found``."""
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/hls/{room_id}/{name}", self.serve)
@@ -67,13 +85,53 @@ class HlsApi:
             raise NotFound("no such room")
         return self._dir / room_id
 
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
     async def serve(self, request: web.Request) -> web.StreamResponse:
+        kind = _kind(request.match_info["name"])
         try:
-            return await self._serve(request)
+            try:
+                response: web.StreamResponse = await self._serve(request)
+            except NotFound:
+                response = await self._from_its_node(request)
         except NotFound as e:
-            response = error_response(e)
-            response.headers["Cache-Control"] = NOT_FOUND_CACHE
-            return response
+            self._count(kind, "not_found")
+            missing = error_response(e)
+            missing.headers["Cache-Control"] = NOT_FOUND_CACHE
+            return missing
+        self._count(kind, "ok")
+        return response
+
+    async def _from_its_node(self, request: web.Request) -> web.Response:
+        """Several nodes, a file not here: the room's node's answer (``NotFound`` otherwise)."""
+        room_id = request.match_info["room_id"]
+        if self.node_url is None or PROXIED in request.headers or not ROOM_ID.fullmatch(room_id):
+            raise NotFound("no such file")
+        base = await self.node_url(room_id)
+        if base is None:
+            raise NotFound("no such file")
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(PROXY_TIMEOUT_S))
+        url = f"{base}/hls/{room_id}/{request.match_info['name']}"
+        try:
+            async with self._http.get(url, headers={PROXIED: "1"}) as reply:
+                if reply.status != 200:
+                    raise NotFound("no such file")
+                body = await reply.content.read(PROXY_MAX_BYTES)
+                headers = {h: reply.headers[h] for h in PROXY_HEADERS if h in reply.headers}
+        except (aiohttp.ClientError, TimeoutError) as e:
+            logger.warning("HLS of room %s: its node did not answer: %s", room_id, e)
+            raise NotFound("no such file") from None
+        response = web.Response(body=body, headers=headers)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    def _count(self, kind: str, outcome: str) -> None:
+        key = (kind, outcome)
+        self.requests[key] = self.requests.get(key, 0) + 1
 
     async def _serve(self, request: web.Request) -> web.FileResponse:
         name = request.match_info["name"]
@@ -108,8 +166,21 @@ class HlsApi:
         if not await asyncio.to_thread(directory.is_dir):
             raise NotFound("this room has no replay")
         await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
-        logger.info("user %s deleted the replay of room %s", identity.user_id, state.id)
+        logger.info(
+            "user %s deleted the replay of room %s",
+            identity.user_id,
+            state.id,
+            extra={"room_id": state.id, "user_id": identity.user_id},
+        )
         return web.Response(status=204)
+
+
+def _kind(name: str) -> str:
+    if name == LIVE_PLAYLIST:
+        return "live"
+    if name == REPLAY_PLAYLIST:
+        return "replay"
+    return "segment" if SEGMENT_NAME.fullmatch(name) else "other"
 
 
 def _starts_a_play(request: web.Request) -> bool:
@@ -170,5 +241,9 @@ def delete_expired(directory: Path, now_s: float, retention_s: float) -> int:
     gone = expired_replays(directory, now_s, retention_s)
     for room in gone:
         shutil.rmtree(room, ignore_errors=True)
-        logger.info("deleted the replay of room %s (older than its retention)", room.name)
+        logger.info(
+            "deleted the replay of room %s (older than its retention)",
+            room.name,
+            extra={"room_id": room.name},
+        )
     return len(gone)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,9 +21,11 @@ from dataclasses import dataclass, field
 import av
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription
 
 from liveroom.errors import Gone, Invalid
+from liveroom.media.counters import MixerStats, RtpCounts
 from liveroom.media.deck import Deck, MusicCue
 from liveroom.media.ducking import Ducker
 from liveroom.media.feed import FeedTrack, PacketFeed
@@ -57,13 +60,6 @@ class _Turns:
     users: int = 0
 
 
-@dataclass
-class MixerStats:
-    ticks: int = 0
-    late_ticks: int = 0
-    encodes: int = 0
-
-
 class RoomMedia:
     def __init__(
         self,
@@ -82,6 +78,8 @@ class RoomMedia:
         self.peers: dict[str, Peer] = {}
         self.audible: frozenset[str] = frozenset()
         self.stats = MixerStats()
+        self.rtp_closed = RtpCounts()
+        """RTP counts of this room's connections that have closed."""
         self.program = PacketFeed()
         self._program_encoder = OpusEncoder()
         self._minus: dict[str, tuple[PacketFeed, OpusEncoder]] = {}
@@ -236,8 +234,18 @@ class RoomMedia:
         self._close_minus(user_id)
         if peer is None:
             return
+        # At once, with no wait in between: the room's totals never lose this peer's counts.
+        self.rtp_closed.add(await peer_rtp(peer.pc))
         await _stop_reader(peer)
         await peer.pc.close()
+
+    async def rtp_counts(self) -> RtpCounts:
+        """RTP packets of every connection this room has had, open or closed."""
+        counts = RtpCounts()
+        counts.add(self.rtp_closed)
+        for pc in [peer.pc for peer in self.peers.values()]:
+            counts.add(await peer_rtp(pc))
+        return counts
 
     async def close(self, *, ended: bool = True) -> None:
         """Stop everything. ``ended``: the room is over, so its HLS ends and its recording
@@ -284,10 +292,14 @@ class RoomMedia:
         started = loop.time()
         tick = 0
         while True:
+            began = time.perf_counter()
             try:
                 self._tick(tick)
             except Exception:
-                logger.exception("mixer tick failed in room %s", self.room_id)
+                logger.exception(
+                    "mixer tick failed in room %s", self.room_id, extra={"room_id": self.room_id}
+                )
+            self.stats.tick_times.observe(time.perf_counter() - began)
             tick += 1
             delay = started + tick * TICK_S - loop.time()
             if delay < -TICK_S:
@@ -340,6 +352,34 @@ class RoomMedia:
         if result.levels:
             self._on_levels(self.room_id, result.levels)
         return result
+
+
+async def peer_rtp(pc: RTCPeerConnection) -> RtpCounts:
+    """What one connection has sent and received so far (aiortc's ``getStats`` of its senders
+    and receivers; they compute it without waiting on anything)."""
+    counts = RtpCounts()
+    for transceiver in pc.getTransceivers():
+        counts.add(await _transceiver_rtp(transceiver))
+    return counts
+
+
+async def _transceiver_rtp(transceiver: RTCRtpTransceiver) -> RtpCounts:
+    counts = RtpCounts()
+    try:
+        sent = await transceiver.sender.getStats()
+        received = await transceiver.receiver.getStats()
+    except Exception:  # not negotiated yet, or already torn down: nothing to count
+        return counts
+    for stats in sent.values():
+        if stats.type == "outbound-rtp":
+            counts.sent += stats.packetsSent
+        elif stats.type == "remote-inbound-rtp":
+            counts.sent_lost += max(0, stats.packetsLost)
+    for stats in received.values():
+        if stats.type == "inbound-rtp":
+            counts.received += stats.packetsReceived
+            counts.received_lost += max(0, stats.packetsLost)
+    return counts
 
 
 async def _stop_reader(peer: Peer) -> None:

@@ -316,7 +316,11 @@ class PlaylistService:
                         moved = model.expire(current, now, self.start_at(room_id))
                         await self._commit(current, self._waiting(room_id, current, moved))
             except Exception:
-                logger.exception("advancing the playlist of room %s failed", room_id)
+                logger.exception(
+                    "advancing the playlist of room %s failed",
+                    room_id,
+                    extra={"room_id": room_id},
+                )
         self._lock.retain(set(self._playlists))
 
     def room_opened(self, state: RoomState) -> None:

@@ -108,6 +108,8 @@ class QaService:
         self._unsent: dict[str, Unsent] = {}
         self._tasks = Spawned("qa")
         self._ticker = Periodic("qa-fanout", TICK_S, self.tick, clock)
+        self.asked: list[Callable[[Question], None]] = []
+        """Told of each question once it is written (webhooks); must not wait."""
 
     async def start(self) -> None:
         self._ticker.start()
@@ -166,7 +168,15 @@ class QaService:
             identity,
             lambda: self._limits.charge("questions", identity.user_id, remote),
         )
-        return {"question": question_view(outcome.changed[0], identity.user_id, False, False)}
+        question = outcome.changed[0]
+        for hook in self.asked:
+            try:
+                hook(question)
+            except Exception:  # the question is saved: a hook's trouble must not refuse it
+                logger.exception(
+                    "a question hook failed in room %s", room_id, extra={"room_id": room_id}
+                )
+        return {"question": question_view(question, identity.user_id, False, False)}
 
     async def act(self, identity: Identity, question_id: str, command: Command) -> dict[str, Any]:
         """Any command on an existing question; the ack carries the question as the actor sees
@@ -369,7 +379,9 @@ class QaService:
                     await self._flush(room_id, unsent)
                 except Exception:
                     unsent.throttle.owed = True  # what was not sent stays owed
-                    logger.exception("Q&A fan-out failed in room %s", room_id)
+                    logger.exception(
+                        "Q&A fan-out failed in room %s", room_id, extra={"room_id": room_id}
+                    )
         # Rooms that ended (or were never opened) keep nothing here.
         open_ids = {room_id for room_id in self._boards if self._rooms.get(room_id) is not None}
         for room_id in [r for r in self._boards if r not in open_ids]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ from liveroom.auth import Identity
 from liveroom.blocks.model import BlockIndex, BlockLookup
 from liveroom.clock import Clock
 from liveroom.config import DEFAULT_REACTIONS
-from liveroom.errors import Conflict, Forbidden, Gone, Invalid, NotFound
+from liveroom.errors import Conflict, Forbidden, Gone, Internal, Invalid, LiveroomError, NotFound
 from liveroom.permissions import STAFF, Role, Standing
 from liveroom.rooms import model
 from liveroom.rooms.fanout import Due, Emitter, ReactionsDue, counts_without, room_channel
@@ -81,6 +81,10 @@ SidsOfUser = Callable[[str], set[str]]
 IsConnected = Callable[[str], bool]
 
 
+Claim = Callable[[str], Awaitable[bool]]
+"""Several nodes: take a room for this node (``False``: another node has it)."""
+
+
 class StageObserver(Protocol):
     """Told about every room that opens, every stage change and every member who leaves (the
     media engine follows the stage this way without the service knowing about audio)."""
@@ -105,6 +109,13 @@ class FirstJoin(Protocol):
     """Told when a user's first socket enters a room (listener counting)."""
 
     def __call__(self, room_id: str, user_id: str, *, guest: bool, market: str | None) -> None: ...
+
+
+class RoomStart(Protocol):
+    """Told when a room goes live: one created live (nobody was reminded), or a scheduled one
+    started, with the users who set a reminder (webhooks: an outside push service tells them)."""
+
+    def __call__(self, state: RoomState, reminded: Sequence[str]) -> None: ...
 
 
 class RoomService:
@@ -141,7 +152,10 @@ class RoomService:
         self._ticker = Periodic("rooms-ticker", TICK_S, self.tick, clock)
         self.observers: list[StageObserver] = []
         self.first_joins: list[FirstJoin] = []
+        self.starts: list[RoomStart] = []
         self._admins: set[str] = set()  # users seen with the admin grant (operator-issued: few)
+        self.claim: Claim | None = None
+        """Several nodes: a room is opened here only if this node could claim it."""
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -150,6 +164,8 @@ class RoomService:
         now = self._clock.now_ms()
         limits = self.config.limits
         for stored in await self._records.open_rooms():
+            if self.claim is not None and not await self.claim(stored.id):
+                continue  # another node runs it
             state = restored(stored, now, limits.speaker_grace_ms, limits.host_grace_ms)
             self._live.put(state)
             for observer in self.observers:
@@ -250,6 +266,10 @@ class RoomService:
         rooms.sort(key=lambda s: -self.presence.count(s.id))
         return [self.view_for(s, None) for s in rooms]
 
+    def live_listeners(self) -> dict[str, int]:
+        """Each live room's members present, as ``room:count`` tells them (metrics)."""
+        return {s.id: self.presence.count(s.id) for s in self._live if s.status is RoomStatus.LIVE}
+
     async def ended_listing(self) -> list[dict[str, Any]]:
         rooms = await self._records.ended(self.config.ended_listing_limit)
         return [snapshot(s, None, 0) for s in rooms]
@@ -276,12 +296,60 @@ class RoomService:
             # Until the host joins, the room is held for them as for a host who dropped.
             grace = self.config.limits.host_grace_ms
             state = replace(state, away=(Away(state.host, now + grace),))
+        if self.claim is not None and not await self.claim(state.id):
+            raise Internal("the room could not be opened on this node; try again")
         await self._records.save(state, now_ms=now)
         self._live.put(state)
         for observer in self.observers:
             observer.room_opened(state)
-        logger.info("user %s created room %s (%s)", identity.user_id, state.id, state.status)
+        if state.status is RoomStatus.LIVE:
+            self._started(state, ())
+        logger.info(
+            "user %s created room %s (%s)",
+            identity.user_id,
+            state.id,
+            state.status,
+            extra={"room_id": state.id, "user_id": identity.user_id},
+        )
         return self.view_for(state, identity.user_id)
+
+    async def adopt(self, state: RoomState) -> bool:
+        """Several nodes: run a room another node ran until it died or handed it over, its stage
+        as that node last wrote it. Nobody is present yet: they are gathered next
+        (:meth:`join`), then :meth:`settle`. ``False`` if it is open here already."""
+        async with self._lock(state.id):
+            if self._live.get(state.id) is not None:
+                return False
+            self._live.put(state)
+            for observer in self.observers:
+                observer.room_opened(state)
+        logger.info("room %s adopted at version %d", state.id, state.version)
+        return True
+
+    async def stored(self, room_id: str) -> RoomState | None:
+        """An open room as SQL has it, as after a restart (several nodes: a taken-over room
+        whose stage its node never wrote to Redis)."""
+        limits = self.config.limits
+        for stored in await self._records.open_rooms():
+            if stored.id == room_id:
+                now = self._clock.now_ms()
+                return restored(stored, now, limits.speaker_grace_ms, limits.host_grace_ms)
+        return None
+
+    async def settle(self, room_id: str) -> None:
+        """After an adoption's gathering: whoever holds a place in the room and was found on no
+        node left as if their connection dropped (a stage member gets their grace period)."""
+        state = self._live.get(room_id)
+        if state is None:
+            return
+        away = {a.user_id for a in state.away}
+        for person in state.people:
+            if person.id in away or self.presence.is_present(room_id, person.id):
+                continue
+            try:
+                await self.apply(room_id, Disconnect(), Actor(person.id, person.name))
+            except LiveroomError as e:
+                logger.info("room %s: settling %s: %s", room_id, person.id, e.message)
 
     async def join(
         self,
@@ -327,6 +395,12 @@ class RoomService:
             for hook in self.first_joins:
                 hook(room_id, identity.user_id, guest=identity.guest, market=market)
         await self._tell(state, events)
+        logger.debug(
+            "user %s joined room %s",
+            identity.user_id,
+            room_id,
+            extra={"room_id": room_id, "user_id": identity.user_id},
+        )
         view = self.view_for(state, identity.user_id, admin=identity.grants.admin)
         self._later(self._emit.emit("room:state", view, to=sid))
         return view
@@ -346,9 +420,20 @@ class RoomService:
             try:
                 await self._departed(room_id, member, Disconnect())
             except Exception:  # one room's trouble must not leave ghosts in the others
-                logger.exception("user %s leaving room %s failed", user_id, room_id)
+                logger.exception(
+                    "user %s leaving room %s failed",
+                    user_id,
+                    room_id,
+                    extra={"room_id": room_id, "user_id": user_id},
+                )
 
     async def _departed(self, room_id: str, member: Member, command: Command) -> None:
+        logger.debug(
+            "user %s left room %s",
+            member.user_id,
+            room_id,
+            extra={"room_id": room_id, "user_id": member.user_id},
+        )
         self._participation.left(room_id, member.user_id)
         await self._left(room_id, member.user_id)
         state = self._live.get(room_id)
@@ -407,7 +492,12 @@ class RoomService:
             except Gone:
                 continue  # the room ended meanwhile: nobody is left in it to remove
             except Exception:
-                logger.exception("server ban of user %s in room %s", user_id, state.id)
+                logger.exception(
+                    "server ban of user %s in room %s",
+                    user_id,
+                    state.id,
+                    extra={"room_id": state.id, "user_id": user_id},
+                )
         for sid in self._sids_of_user(user_id):
             await self._emit.disconnect(sid)
 
@@ -427,7 +517,13 @@ class RoomService:
         row = await self._records.add_report(
             room_id, identity.user_id, user_id, question_id, reason, self._clock.now_ms()
         )
-        logger.info("user %s reported user %s in room %s", identity.user_id, user_id, room_id)
+        logger.info(
+            "user %s reported user %s in room %s",
+            identity.user_id,
+            user_id,
+            room_id,
+            extra={"room_id": room_id, "user_id": identity.user_id},
+        )
         state = self._live.get(room_id)
         if state is not None:  # the staff present see it in their queue at once
             payload = {"room_id": room_id, "report": report_view(row)}
@@ -485,6 +581,15 @@ class RoomService:
         audit = [e for e in events if isinstance(e, Audited)]
         if bans or audit or durable_changed(state, new):
             await self._records.save(new, new_bans=bans, audit=audit, now_ms=now)
+        for entry in audit:
+            logger.info(
+                "room %s: %s of user %s by %s",
+                state.id,
+                entry.action.value,
+                entry.target_id,
+                entry.actor_id or "the server",
+                extra={"room_id": state.id, "user_id": entry.target_id},
+            )
         if new is state:
             return state, events
         if new.status is RoomStatus.ENDED:
@@ -557,13 +662,24 @@ class RoomService:
         self._live.drop(room_id)
         self._due.forget(room_id)
         self._lock.drop(room_id)
-        logger.info("room %s ended", room_id)
+        logger.info("room %s ended", room_id, extra={"room_id": room_id})
 
     async def _announce_start(self, room_id: str, title: str) -> None:
         payload = {"room_id": room_id, "title": title}
-        for user_id in await self._records.reminded(room_id):
+        reminded = await self._records.reminded(room_id)
+        state = self._live.get(room_id)
+        if state is not None:
+            self._started(state, reminded)
+        for user_id in reminded:
             for sid in self._sids_of_user(user_id):
                 await self._emit.emit("room:started", payload, to=sid)
+
+    def _started(self, state: RoomState, reminded: Sequence[str]) -> None:
+        for hook in self.starts:
+            try:
+                hook(state, reminded)
+            except Exception:  # a hook's trouble must not stop the room starting
+                logger.exception("a room-start hook failed for room %s", state.id)
 
     def staff_ids(self, state: RoomState) -> list[str]:
         """Host, co-hosts, moderators, and admins present (they act as host anywhere)."""
@@ -618,7 +734,11 @@ class RoomService:
                 try:
                     await self.apply(state.id, Expire(), SERVER)
                 except Exception:
-                    logger.exception("expiring grace periods failed in room %s", state.id)
+                    logger.exception(
+                        "expiring grace periods failed in room %s",
+                        state.id,
+                        extra={"room_id": state.id},
+                    )
         for room_id in self._due.staff_due(now):
             open_room = self._live.get(room_id)
             if open_room is not None:

@@ -3,7 +3,8 @@
 An event goes: rate limit (per user and per IP) → in-flight cap (per socket) → look up the
 handler (unknown → ``invalid``) → parse the payload (→ ``invalid``) → resolve who the actor is in
 the room → authorize against the permission table (→ ``forbidden``) → the event's own rate limit,
-if it has one → run the handler. A
+if it has one → run the handler. With several nodes, an event for a room another node runs is
+sent there after parsing (:class:`Router`), and that node resolves, authorizes and runs it. A
 :class:`LiveroomError` becomes ``{"ok": false, "error": ...}``; anything else becomes an
 ``internal`` ack whose message names the id it was logged under. The connection always lives.
 """
@@ -15,16 +16,18 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from socketio.exceptions import ConnectionRefusedError as SioConnectionRefused
 
 from liveroom.auth import Identity, TokenService, accept_language_region
 from liveroom.errors import Conflict, Internal, Invalid, LiveroomError, RateLimited, error_body
+from liveroom.logs import log_context
 from liveroom.permissions import authorize
 from liveroom.ratelimit import PER_IP, RateLimits, ip_key
-from liveroom.signaling.payloads import parse
-from liveroom.signaling.registry import Ack, EventContext, EventRegistry
+from liveroom.signaling.payloads import Payload, parse
+from liveroom.signaling.registry import Ack, EventContext, EventRegistry, Handler
+from liveroom.signaling.tally import Tally
 from liveroom.signaling.transport import LiveroomSocketServer
 from liveroom.users.service import UserDirectory
 
@@ -41,6 +44,24 @@ class Connection:
     region: str | None = None
     """From the browser's ``Accept-Language``: a market for whoever has no better one."""
     inflight: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent an event, from which socket — on this node or, forwarded, on another."""
+
+    sid: str
+    identity: Identity
+    remote: str | None = None
+    region: str | None = None
+
+
+class Router(Protocol):
+    """Several nodes: runs an event where its room is run. ``None``: run it here."""
+
+    async def route(
+        self, caller: Caller, event: str, handler: Handler[Any], payload: Payload, data: Any
+    ) -> Ack | None: ...
 
 
 ConnectGuard = Callable[[Identity], Awaitable[None]]
@@ -74,6 +95,12 @@ class Signaling:
         self._by_user: dict[str, set[str]] = {}
         self.connect_guards: list[ConnectGuard] = []
         self.disconnect_hooks: list[DisconnectHook] = []
+        self.router: Router | None = None
+        # The registry bounds the names; the limit is only a backstop.
+        self.events_in = Tally(lambda name: name in registry.handlers, limit=1000)
+        """Events received, by name: the registry's names, any other as ``other``."""
+        self.refusals = Tally()
+        """Events answered with an error, by its code (``internal`` included)."""
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on("*", self.on_event)
@@ -119,25 +146,49 @@ class Signaling:
             try:
                 await hook(conn)
             except Exception:
-                logger.exception("disconnect hook failed for user %s", conn.identity.user_id)
+                logger.exception(
+                    "disconnect hook failed for user %s",
+                    conn.identity.user_id,
+                    extra={"user_id": conn.identity.user_id},
+                )
 
     async def on_event(self, event: str, sid: str, *args: Any) -> Ack:
+        self.events_in.add(event)
         conn = self.connections.get(sid)
         if conn is None:  # an event racing its own disconnect
             return error_body(Invalid("not connected"))
         if self._closing:
             return error_body(Conflict("the server is shutting down: reconnect and send it again"))
+        # Every line logged while this event is handled names its user and room.
+        with log_context(user_id=conn.identity.user_id, room_id=_room_named(args)):
+            return await self._answered(event, conn.identity, self._dispatch(conn, event, args))
+
+    async def run_forwarded(self, caller: Caller, event: str, data: Any) -> Ack:
+        """An event a socket on another node sent, for a room this node runs: parsed again,
+        then authorized and run as if the socket were here (the sender charged its per-socket
+        limits). The whole ack, ``ok`` included."""
+
+        async def forwarded() -> Ack:
+            handler = self.registry.handlers.get(event)
+            if handler is None:
+                raise Invalid(f"unknown event {event[:64]!r}")
+            return {"ok": True, **await self.run(caller, handler, parse(handler.payload, data))}
+
+        with log_context(user_id=caller.identity.user_id, room_id=_room_named((data,))):
+            return await self._answered(event, caller.identity, forwarded())
+
+    async def _answered(self, event: str, identity: Identity, work: Awaitable[Ack]) -> Ack:
+        """The ack of ``work``: a refusal as its error, anything else as ``internal``, logged."""
         try:
-            return {"ok": True, **await self._dispatch(conn, event, args)}
+            return await work
         except LiveroomError as e:
+            self.refusals.add(e.code)
             return error_body(e)
         except Exception:
+            self.refusals.add("internal")
             error_id = uuid.uuid4().hex[:12]
             logger.exception(
-                "internal error %s handling %s from user %s",
-                error_id,
-                event,
-                conn.identity.user_id,
+                "internal error %s handling %s from user %s", error_id, event, identity.user_id
             )
             return error_body(Internal(f"internal error, logged as {error_id}"))
 
@@ -150,28 +201,39 @@ class Signaling:
             raise Invalid(f"unknown event {str(event)[:64]!r}")
         if len(args) > 1:
             raise Invalid("an event carries one payload object")
-        payload = parse(handler.payload, args[0] if args else {})
+        data = args[0] if args else {}
+        payload = parse(handler.payload, data)
         conn.inflight += 1
         self._running += 1
         self._quiet.clear()
         try:
-            subject = await self.registry.resolvers[handler.rule.scope](conn.identity, payload)
-            authorize(
-                handler.rule,
-                subject.actor,
-                target=subject.target,
-                is_self=subject.is_self,
-                granted_role=subject.granted_role,
-            )
-            if handler.limit is not None:
-                self._limits.charge(handler.limit, conn.identity.user_id, conn.remote)
-            ctx = EventContext(conn.sid, conn.identity, subject, conn.remote, conn.region)
-            return await handler.run(ctx, payload)
+            caller = Caller(conn.sid, conn.identity, conn.remote, conn.region)
+            if self.router is not None:
+                routed = await self.router.route(caller, event, handler, payload, data)
+                if routed is not None:
+                    return routed
+            return {"ok": True, **await self.run(caller, handler, payload)}
         finally:
             conn.inflight -= 1
             self._running -= 1
             if not self._running:
                 self._quiet.set()
+
+    async def run(self, caller: Caller, handler: Handler[Any], payload: Payload) -> Ack:
+        """Resolve where the caller stands, authorize, charge the event's own limit, run."""
+        identity = caller.identity
+        subject = await self.registry.resolvers[handler.rule.scope](identity, payload)
+        authorize(
+            handler.rule,
+            subject.actor,
+            target=subject.target,
+            is_self=subject.is_self,
+            granted_role=subject.granted_role,
+        )
+        if handler.limit is not None:
+            self._limits.charge(handler.limit, identity.user_id, caller.remote)
+        ctx = EventContext(caller.sid, identity, subject, caller.remote, caller.region)
+        return await handler.run(ctx, payload)
 
     @property
     def closing(self) -> bool:
@@ -200,3 +262,11 @@ class Signaling:
         for socket in list(self.sio.eio.sockets.values()):
             if not socket.closed and not socket.closing:
                 await socket.close(wait=False)
+
+
+def _room_named(args: tuple[Any, ...]) -> str | None:
+    """The ``room_id`` an event's payload names, for its log lines (not validated here: the
+    handler's parse does that)."""
+    payload = args[0] if len(args) == 1 else None
+    room_id = payload.get("room_id") if isinstance(payload, dict) else None
+    return room_id if isinstance(room_id, str) and 0 < len(room_id) <= 64 else None

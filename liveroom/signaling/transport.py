@@ -18,6 +18,8 @@ import engineio
 import socketio
 from socketio import packet
 
+from liveroom.signaling.tally import Tally
+
 logger = logging.getLogger(__name__)
 
 
@@ -40,6 +42,8 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.queue_limit = queue_limit
         self.dropped_slow = 0
+        self.packets_sent = 0
+        """Packets queued to sockets: a room broadcast counts once per recipient."""
         self._dropping: set[str] = set()
         self._transports: dict[str, Any] = {}
         self._requests = 0
@@ -80,6 +84,7 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
         if socket.queue.qsize() >= self.queue_limit:
             await self._drop_slow(sid)
             return
+        self.packets_sent += 1
         await super().send_packet(sid, pkt)
 
     async def _drop_slow(self, sid: str) -> None:
@@ -111,7 +116,13 @@ class LiveroomSocketServer(socketio.AsyncServer):  # type: ignore[misc]
 
     def __init__(self, *, queue_limit: int, **kwargs: Any) -> None:
         self._queue_limit = queue_limit
+        self.events_out = Tally()
+        """Events emitted, by name (a room broadcast counts once)."""
         super().__init__(**kwargs)
+
+    async def emit(self, event: str, *args: Any, **kwargs: Any) -> None:
+        self.events_out.add(event)
+        await super().emit(event, *args, **kwargs)
 
     def _engineio_server_class(self) -> type[BoundedEngineIO]:
         limit = self._queue_limit

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from liveroom.cluster.model import Keys, NodeInfo
-from liveroom.cluster.store import ClusterStore, Fenced, StaleStage
+from liveroom.cluster.store import ClusterStore, Fenced
 from liveroom.permissions import Role
 from liveroom.rooms.model import new_room
 from liveroom.rooms.stage import Invitation, RoomState, UserInfo
@@ -60,23 +60,23 @@ async def test_a_lapsed_lease_cannot_be_renewed_and_another_node_takes_the_room(
     assert not await store.release(old)  # the old owner cannot drop the new owner's lease
 
 
-async def test_the_stage_is_written_only_by_the_holder_over_the_version_it_read(
+async def test_the_stage_only_moves_forward_and_only_by_the_lease_holder(
     store: ClusterStore,
 ) -> None:
     lease = await store.acquire("r1", "a", 5)
     assert lease is not None
     state = live_room()
-    await store.put_stage(lease, None, state)
+    assert await store.put_stage(lease, state)
     assert await store.stage("r1") == state  # every field round-trips
     moved_on = replace(state, version=4, title="Renamed")
-    await store.put_stage(lease, 3, moved_on)
-    with pytest.raises(StaleStage):
-        await store.put_stage(lease, 3, replace(state, version=4, title="Lost update"))
+    assert await store.put_stage(lease, moved_on)
+    assert not await store.put_stage(lease, replace(state, title="Late, older"))  # version 3
+    assert not await store.put_stage(lease, replace(moved_on, title="Same version"))
     assert await store.release(lease)
     thief = await store.acquire("r1", "b", 5)
     assert thief is not None
     with pytest.raises(Fenced):  # the old owner, back from a pause
-        await store.put_stage(lease, 4, replace(moved_on, version=5))
+        await store.put_stage(lease, replace(moved_on, version=5))
     assert (await store.stage("r1")) == moved_on
     await store.forget_room("r1")
     assert await store.stage("r1") is None

@@ -1,0 +1,116 @@
+"""A room whose node died is taken over by another: its stage from Redis, its members gathered
+from the nodes still alive, its media rebuilt, every member told to renegotiate.
+
+1. The lease lapsed (≤ its TTL after the owner's last renewal); the least loaded node claims it
+   first (:func:`~liveroom.cluster.model.claim_delay_s`), atomically.
+2. The stage is read back as the dead owner last wrote it (hands, invitations, mutes, grace
+   deadlines, version), else from SQL as after a restart.
+3. Every node says which of its sockets were in the room (``members``); each is joined again
+   here as if it had sent ``room:join``, so it gets the room's state, the whole Q&A and the
+   playlist again. Members whose sockets died with the node start their grace period: they
+   reconnect to another node and join again in time to keep their place.
+4. ``rtc:restart`` (reason ``media moved``) to the room: clients offer again, to this node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from liveroom.cluster.bus import Bus
+from liveroom.cluster.node import ClusterNode
+from liveroom.cluster.routing import ClusterRouter, identity_body, identity_of
+from liveroom.cluster.store import ClusterStore
+from liveroom.errors import LiveroomError
+from liveroom.rooms.fanout import Emitter, room_channel
+from liveroom.rooms.service import RoomService
+from liveroom.rooms.stage import RoomStatus
+from liveroom.signaling.dispatch import Caller, Signaling
+
+logger = logging.getLogger(__name__)
+
+GATHER_TIMEOUT_S = 2.0
+
+
+class Takeover:
+    def __init__(
+        self,
+        node: ClusterNode,
+        store: ClusterStore,
+        bus: Bus,
+        router: ClusterRouter,
+        rooms: RoomService,
+        signaling: Signaling,
+        emitter: Emitter,
+        members_here: Any,
+    ) -> None:
+        self._node = node
+        self._store = store
+        self._bus = bus
+        self._router = router
+        self._rooms = rooms
+        self._signaling = signaling
+        self._emit = emitter
+        self._members_here = members_here
+        bus.handle("members", self._members)
+        node.orphaned.append(self.take_over)
+
+    async def take_over(self, room_id: str) -> bool:
+        previous = await self._store.stage_writer(room_id)  # before this node writes it
+        if not await self._node.claim(room_id):
+            return False  # another node was quicker
+        state = await self._store.stage(room_id)
+        if state is None:
+            state = await self._rooms.stored(room_id)
+        if state is None or state.status is RoomStatus.ENDED:
+            await self._node.let_go(room_id)
+            await self._store.forget_room(room_id)
+            return False
+        if not await self._rooms.adopt(state):
+            return True
+        # Every node but the one that ran the room (dead, or gone on purpose), at once.
+        nodes = (self._node.alive_nodes | {self._node.node_id}) - {previous}
+        joined = sum(await asyncio.gather(*(self._gather(room_id, n) for n in sorted(nodes))))
+        await self._rooms.settle(room_id)
+        restart = {"room_id": room_id, "reason": "media moved"}
+        await self._emit.emit("rtc:restart", restart, room=room_channel(room_id))
+        logger.warning(
+            "room %s taken over by node %s: %d sockets joined again",
+            room_id,
+            self._node.node_id,
+            joined,
+            extra={"room_id": room_id},
+        )
+        return True
+
+    async def _gather(self, room_id: str, node_id: str) -> int:
+        if node_id == self._node.node_id:
+            found = await self._members({"room_id": room_id})
+        else:
+            try:
+                found = await self._bus.call(
+                    node_id, "members", {"room_id": room_id}, timeout=GATHER_TIMEOUT_S
+                )
+            except LiveroomError as e:
+                logger.info("room %s: node %s did not say who is there: %s", room_id, node_id, e)
+                return 0
+        joined = 0
+        for member in found.get("members", []):
+            caller = Caller(str(member["sid"]), identity_of(member["identity"]))
+            if node_id != self._node.node_id:
+                self._router.remote.note(caller.sid, node_id, caller.identity.user_id)
+            payload = {"room_id": room_id, **({"market": m} if (m := member.get("market")) else {})}
+            ack = await self._signaling.run_forwarded(caller, "room:join", payload)
+            joined += bool(ack.get("ok"))
+        return joined
+
+    async def _members(self, body: dict[str, Any]) -> dict[str, Any]:
+        """This node's sockets in a room (another node is taking it over)."""
+        room_id = str(body["room_id"])
+        members = []
+        for sid in self._members_here(room_channel(room_id)):
+            conn = self._signaling.connections.get(sid)
+            if conn is not None:
+                members.append({"sid": sid, "identity": identity_body(conn.identity)})
+        return {"members": members}

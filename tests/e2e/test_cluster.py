@@ -1,0 +1,265 @@
+"""Several nodes as separate processes on one database and one real Redis (a private
+``redis-server``): events reach members on every node, counts add up, audio crosses nodes, and a
+room outlives its node's ``kill -9``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from liveroom.client import LiveroomClient
+from liveroom.client.audio import ToneTrack
+from liveroom.client.bot import RoomAudio
+from liveroom.cluster.model import Keys, parse_holder
+from liveroom.db.migrate import upgrade
+from liveroom.db.session import create_engine
+from liveroom.media.ice import use_loopback_candidates
+from liveroom.media.mixer import SAMPLE_RATE
+from tests.conftest import make_token
+from tests.e2e.server_process import ServerProcess
+from tests.hearing import band
+
+TONE_HZ = 440
+LEASE_TTL_S = 3
+
+
+@pytest.fixture
+def loopback_ice() -> Iterator[None]:
+    use_loopback_candidates(True)
+    yield
+    use_loopback_candidates(False)
+
+
+class Cluster:
+    """Nodes ``a``, ``b``, ``c``: ``liveroom serve`` processes sharing a SQLite file and Redis."""
+
+    def __init__(self, tmp_path: Path, redis_url: str) -> None:
+        self.database = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+        self.redis_url = redis_url
+        self.name = name = f"t-{uuid.uuid4().hex[:8]}"
+        self.nodes = {
+            node_id: ServerProcess(
+                tmp_path / node_id,
+                self.database,
+                tmp_path / f"{node_id}.log",
+                extra=(
+                    *("--redis-url", redis_url, "--cluster-name", name, "--node-id", node_id),
+                    *("--lease-ttl", str(LEASE_TTL_S), "--ice-loopback"),
+                    # Not shared: another node's HLS is proxied from the room's node.
+                    *("--media-dir", str(tmp_path / node_id / "media")),
+                ),
+            )
+            for node_id in ("a", "b", "c")
+        }
+        self.clients: list[LiveroomClient] = []
+        self.audio: list[RoomAudio] = []
+
+    async def start(self) -> None:
+        engine = create_engine(self.database)
+        await upgrade(engine)  # once, before the nodes: they would race to migrate
+        await engine.dispose()
+        await asyncio.gather(*(node.start() for node in self.nodes.values()))
+
+    async def owner(self, room_id: str) -> str:
+        """The node whose lease holds the room now."""
+        redis = Redis.from_url(self.redis_url)
+        try:
+            value = await redis.get(Keys(self.name).lease(room_id))
+        finally:
+            await redis.aclose()
+        holder = parse_holder(value)
+        assert holder is not None, f"nobody runs room {room_id}"
+        return holder[0]
+
+    async def client(self, node: str, user_id: str, **claims: Any) -> LiveroomClient:
+        url = self.nodes[node].url
+        self.clients.append(await LiveroomClient.connect(url, make_token(user_id, **claims)))
+        return self.clients[-1]
+
+    async def hear(self, client: LiveroomClient, room_id: str, hz: int | None = None) -> RoomAudio:
+        """Audio that offers again on every ``rtc:restart``; publishing a tone when ``hz``."""
+        audio = RoomAudio(client, room_id, [], (lambda: ToneTrack(hz)) if hz else lambda: None)
+        await audio.start(on_stage=hz is not None)
+        self.audio.append(audio)
+        return audio
+
+    async def close(self) -> None:
+        for audio in self.audio:
+            with contextlib.suppress(Exception):
+                await audio.close()
+        await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
+        for node in self.nodes.values():
+            await node.kill()
+
+    def output(self) -> str:
+        return "\n".join(f"--- {n}\n{p.output()[-4000:]}" for n, p in self.nodes.items())
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, redis_url: str, loopback_ice: None) -> AsyncIterator[Cluster]:
+    made = Cluster(tmp_path, redis_url)
+    await made.start()
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+async def heard_now(audio: RoomAudio, timeout: float = 20) -> float:
+    """Wait for 1.5 s more of received audio; the tone's share of its last second."""
+    async with asyncio.timeout(timeout):
+        start = audio.recording.seconds
+        while audio.recording.seconds < start + 1.5:
+            await asyncio.sleep(0.05)
+    return band(audio.recording.pcm()[-SAMPLE_RATE:], TONE_HZ)
+
+
+async def _room_with_speaker_and_listener_elsewhere(
+    cluster: Cluster,
+) -> tuple[dict[str, Any], str, str]:
+    """A room (on the least loaded node), its host on ``a``, a speaker and a listener on the two
+    nodes that do not run it: the people, the room, the node that runs it."""
+    host = await cluster.client("a", "artist", host=True)
+    room_id = str((await host.request("room:create", {"title": "Three nodes"}))["room"]["id"])
+    await host.request("room:join", {"room_id": room_id})
+    owner = await cluster.owner(room_id)
+    elsewhere = sorted(set(cluster.nodes) - {owner})
+    speaker = await cluster.client(elsewhere[0], "singer")
+    listener = await cluster.client(elsewhere[1], "listener")
+    for member in (speaker, listener):
+        await member.request("room:join", {"room_id": room_id})
+    await speaker.request("stage:request", {"room_id": room_id})
+    await host.request("stage:approve", {"room_id": room_id, "user_id": "singer"})
+    await speaker.next_event("room:state", lambda s: s["you"]["role"] == "speaker")
+    await speaker.request("stage:unmute", {"room_id": room_id})
+    return {"host": host, "speaker": speaker, "listener": listener}, room_id, owner
+
+
+async def test_members_on_three_nodes_share_one_room(cluster: Cluster) -> None:
+    people, room_id, _ = await _room_with_speaker_and_listener_elsewhere(cluster)
+    host, speaker, listener = people["host"], people["speaker"], people["listener"]
+    fan = await cluster.client("c", "fan")
+    await fan.request("room:join", {"room_id": room_id})
+    both = await cluster.client("b", "fan")  # the same user on another node counts once
+    await both.request("room:join", {"room_id": room_id})
+    await host.next_event("room:count", lambda e: e["listeners"] == 4, timeout=15)
+
+    asked = await listener.request("qa:ask", {"room_id": room_id, "text": "From node C?"})
+    question_id = asked["question"]["id"]
+    await host.request("qa:approve", {"question_id": question_id})
+    await speaker.next_event(
+        "qa:update", lambda e: any(q["id"] == question_id for q in e.get("changes", ()))
+    )
+    url = "https://example.test/song.mp3"
+    await host.request("playlist:add", {"room_id": room_id, "url": url, "title": "Song"})
+    await fan.next_event(
+        "playlist:state", lambda e: any(i["url"] == url for i in e.get("items", ()))
+    )
+
+    await cluster.hear(speaker, room_id, TONE_HZ)  # its media to the room's node
+    hearing = await cluster.hear(listener, room_id)  # on the third node
+    assert await heard_now(hearing) > 0.3, cluster.output()
+
+    # HLS: every node answers for the room, the others through the room's node.
+    owner = await cluster.owner(room_id)
+    async with aiohttp.ClientSession() as http:
+        for node in cluster.nodes.values():
+            async with http.get(f"{node.url}/hls/{room_id}/live.m3u8") as reply:
+                assert reply.status == 200, cluster.output()
+                playlist = await reply.text()
+        segment = next(line for line in playlist.splitlines() if line.endswith(".ts"))
+        bodies = []
+        for node_id in (owner, *sorted(set(cluster.nodes) - {owner})):
+            async with http.get(f"{cluster.nodes[node_id].url}/hls/{room_id}/{segment}") as reply:
+                assert reply.status == 200
+                assert reply.headers["Content-Type"] == "video/mp2t"
+                bodies.append(await reply.read())
+        assert bodies[0] and bodies.count(bodies[0]) == 3  # the same bytes from every node
+
+
+async def test_the_rooms_node_killed_its_room_lives_on_another(cluster: Cluster) -> None:
+    people, room_id, owner = await _room_with_speaker_and_listener_elsewhere(cluster)
+    host, speaker, listener = people["host"], people["speaker"], people["listener"]
+    questions = []
+    for i in range(5):
+        asked = await listener.request("qa:ask", {"room_id": room_id, "text": f"Question {i}?"})
+        questions.append(asked["question"]["id"])
+        await host.request("qa:approve", {"question_id": questions[-1]})
+    await speaker.request("qa:vote", {"question_id": questions[0]})
+    await cluster.hear(speaker, room_id, TONE_HZ)
+    hearing = await cluster.hear(listener, room_id)
+    assert await heard_now(hearing) > 0.3, cluster.output()
+
+    killed = time.monotonic()
+    cluster.nodes[owner].kill_now()
+    # The listener hears the speaker again once B or C has the room: lease, claim, rebuild,
+    # renegotiation — within 10 s.
+    async with asyncio.timeout(30):
+        while await heard_now(hearing, timeout=30) < 0.3:
+            pass
+    assert time.monotonic() - killed < 10 + 1.5, cluster.output()
+
+    # The host comes back through another node and is still the host; nothing acked is lost.
+    host_again = await cluster.client(sorted(set(cluster.nodes) - {owner})[0], "artist", host=True)
+    joined = await host_again.request("room:join", {"room_id": room_id})
+    assert joined["room"]["you"]["role"] == "host"
+    assert [s["id"] for s in joined["room"]["speakers"]] == ["singer"]
+    listing = await host_again.request("qa:list", {"room_id": room_id})
+    by_id = {q["id"]: q for q in listing["questions"]}
+    assert set(questions) <= set(by_id)
+    assert by_id[questions[0]]["votes"] == 1
+
+
+async def test_a_dead_nodes_members_drop_out_of_the_count(cluster: Cluster) -> None:
+    host = await cluster.client("a", "artist", host=True)
+    room_id = str((await host.request("room:create", {"title": "Crowd"}))["room"]["id"])
+    await host.request("room:join", {"room_id": room_id})
+    # The crowd's node: neither the room's nor the host's (the room may be on ``a`` or not).
+    owner = await cluster.owner(room_id)
+    crowded = sorted(set(cluster.nodes) - {owner, "a"})[-1]
+    fan = await cluster.client(sorted(set(cluster.nodes) - {crowded})[-1], "fan")
+    await fan.request("room:join", {"room_id": room_id})
+    for batch in range(5):
+        crowd = await asyncio.gather(
+            *(cluster.client(crowded, f"fan-{batch}-{i}") for i in range(20))
+        )
+        await asyncio.gather(*(c.request("room:join", {"room_id": room_id}) for c in crowd))
+    await host.next_event("room:count", lambda e: e["listeners"] == 102, timeout=20)
+
+    killed = time.monotonic()
+    cluster.nodes[crowded].kill_now()
+    await host.next_event("room:count", lambda e: e["listeners"] == 2, timeout=20)
+    # The heartbeat's time to live (5 s), one tick to notice, one to send the count.
+    assert time.monotonic() - killed < 5 + 3, cluster.output()
+
+
+async def test_sigterm_on_the_rooms_node_hands_the_room_over(cluster: Cluster) -> None:
+    people, room_id, owner = await _room_with_speaker_and_listener_elsewhere(cluster)
+    speaker, listener = people["speaker"], people["listener"]
+    await cluster.hear(speaker, room_id, TONE_HZ)
+    hearing = await cluster.hear(listener, room_id)
+    assert await heard_now(hearing) > 0.3, cluster.output()
+
+    assert await cluster.nodes[owner].stop_with(signal.SIGTERM) == 0
+    async with asyncio.timeout(30):
+        while await heard_now(hearing, timeout=30) < 0.3:
+            pass
+    state = await listener.call("qa:list", {"room_id": room_id})
+    assert state["ok"], state
+    rejoined = await cluster.client(sorted(set(cluster.nodes) - {owner})[0], "late-fan")
+    room = (await rejoined.request("room:join", {"room_id": room_id}))["room"]
+    assert [s["id"] for s in room["speakers"]] == ["singer"]
+    assert room["host"]["id"] == "artist"
+    if owner == "a":  # the host's socket went with its node: the seat is held for them
+        assert "artist" in room["away"]
+    assert "Traceback" not in cluster.nodes[owner].output(), cluster.output()
