@@ -569,12 +569,18 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 async def _tell_and_close_sockets(app: web.Application) -> None:
     """Events in progress answered, then ``server:shutdown`` to every socket, then its close.
     Again later, it finds nothing to do."""
+    cluster = app.get(CLUSTER)
+    if cluster is not None:
+        await cluster.node.drain()  # no new rooms here from now on
     await app[SIGNALING].drain(app[CONFIG].shutdown_timeout_s)
     # Rooms next: sockets closing from here on are a shutdown, not members leaving.
     await app[ROOMS].stop()
+    if cluster is not None:
+        await cluster.node.hand_over()  # the other nodes take the rooms over from Redis
     # Queued ahead of each socket's close: a client learns the server is going away (its seat
     # is held; reconnect and rejoin later) rather than seeing what looks like a network drop.
-    await app[SIO].emit(SERVER_SHUTDOWN, {"at": app[CLOCK].now_ms()})
+    # This node's sockets only (``ignore_queue``): not every node's.
+    await app[SIO].emit(SERVER_SHUTDOWN, {"at": app[CLOCK].now_ms()}, ignore_queue=True)
     await app[SIGNALING].disconnect_all()
 
 

@@ -68,18 +68,27 @@ class ClusterNode:
         self.orphaned: list[Callable[[str], Awaitable[bool]]] = []
         """Told of each open room nobody holds, after this node's turn to claim it came."""
         self._taking: set[str] = set()
+        self.draining = False
 
     async def start(self) -> None:
         await self.tick()
         self._beat.start()
 
+    async def drain(self) -> None:
+        """Going away on purpose: no new room comes here, no orphan is claimed here."""
+        self.draining = True
+        await self._store.beat(self._info(), HEARTBEAT_TTL_S)
+
+    async def hand_over(self) -> None:
+        """Let every lease go: the other nodes take the rooms over (their stage is in Redis)."""
+        for room_id in list(self.leases):
+            await self.let_go(room_id)
+
     async def stop(self) -> None:
         """Leave the cluster at once (leases let go, heartbeat removed)."""
         await self._beat.stop()
         await self._tasks.stop()
-        for lease in list(self.leases.values()):
-            await self._store.release(lease)
-        self.leases.clear()
+        await self.hand_over()
         await self._store.leave(self.node_id)
 
     # --- rooms ----------------------------------------------------------------------------------
@@ -181,7 +190,7 @@ class ClusterNode:
             left = await self._router.node_died(node_id)
             logger.warning("node %s is gone: %d of its sockets left rooms here", node_id, left)
         self._alive = alive
-        if self.orphaned:
+        if self.orphaned and not self.draining:
             await self._find_orphans(claim_delay_s(nodes, self.node_id))
 
     async def _find_orphans(self, delay_s: float) -> None:
@@ -227,5 +236,6 @@ class ClusterNode:
             sockets=load.get("sockets", 0),
             peers=load.get("peers", 0),
             cpu=round(share, 3),
+            draining=self.draining,
             beat_ms=self._clock.now_ms(),
         )

@@ -256,6 +256,7 @@ async def test_sigterm_on_the_rooms_node_hands_the_room_over(cluster: Cluster) -
             pass
     state = await listener.call("qa:list", {"room_id": room_id})
     assert state["ok"], state
+    assert listener.events("server:shutdown") == []  # only that node's sockets were told
     rejoined = await cluster.client(sorted(set(cluster.nodes) - {owner})[0], "late-fan")
     room = (await rejoined.request("room:join", {"room_id": room_id}))["room"]
     assert [s["id"] for s in room["speakers"]] == ["singer"]
