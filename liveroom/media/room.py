@@ -154,23 +154,23 @@ class RoomMedia:
                 transceiver.sender.replaceTrack(FeedTrack(self.program))
             await pc.setLocalDescription(await pc.createAnswer())
         except ValueError as e:  # aiortc's word for an offer it cannot use (codecs, SDP)
-            await self._close_peer(user_id)
+            await self._discard(peer)
             if self.closed or self._epochs.get(user_id, 0) != epoch:
                 raise Gone("no longer in the room") from None
             raise Invalid(f"the offer cannot be answered: {e}") from None
         except Exception:
-            await self._close_peer(user_id)
+            await self._discard(peer)
             if self.closed or self._epochs.get(user_id, 0) != epoch:
                 # The user left (or the room ended) mid-answer and their connection was
                 # closed under it: aiortc's complaint about a closed connection means "gone".
                 raise Gone("no longer in the room") from None
             raise
         except BaseException:
-            await self._close_peer(user_id)
+            await self._discard(peer)
             raise
         if self.closed or self._epochs.get(user_id, 0) != epoch:
             # The room ended, or the user left, while this offer was being answered.
-            await self._close_peer(user_id)
+            await self._discard(peer)
             raise Gone("no longer in the room")
         return pc.localDescription.sdp, pc.localDescription.type
 
@@ -228,6 +228,15 @@ class RoomMedia:
         minus = self._minus.pop(user_id, None)
         if minus is not None:
             minus[0].close()
+
+    async def _discard(self, peer: Peer) -> None:
+        """Close ``peer``: the user's connection, or one a leave already took out of the room
+        while it was being answered (its reader must not outlive it)."""
+        if self.peers.get(peer.user_id) is peer:
+            await self._close_peer(peer.user_id)
+        else:
+            await _stop_reader(peer)
+            await peer.pc.close()
 
     async def _close_peer(self, user_id: str) -> None:
         peer = self.peers.pop(user_id, None)
