@@ -403,7 +403,13 @@ def _media_engine(config: Config, clock: Clock) -> MediaEngine:
     """The rooms' audio. Its own ICE: host candidates only (``--ice-server`` lists what clients
     are given). HLS and recordings under the media dir."""
     hls = HlsSettings(config.effective_media_dir / "hls", config.hls_segment_s, config.hls_window)
-    return MediaEngine((), clock.now_ms, hls=hls, loopback_candidates=config.ice_loopback)
+    return MediaEngine(
+        (),
+        clock.now_ms,
+        hls=hls,
+        loopback_candidates=config.ice_loopback,
+        public_address=config.public_address,
+    )
 
 
 def _socket_origins(named: tuple[str, ...]) -> Callable[[str | None, dict[str, Any]], bool] | None:

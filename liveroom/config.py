@@ -36,6 +36,7 @@ class Config:
     redis_url: str | None = None
     node_id: str | None = None
     node_url: str | None = None
+    public_address: str | None = None
     cluster_name: str = "liveroom"
     lease_ttl_s: float = 5.0
     secret: str | None = None
@@ -181,6 +182,12 @@ def _http_url(text: str) -> str:
     return url
 
 
+def _address(text: str) -> str:
+    """An IP address, as written (``ValueError`` for anything else)."""
+    ipaddress.ip_address(text.strip())
+    return text.strip()
+
+
 def _network(text: str) -> str:
     """An address or network, as written (``ValueError`` for anything else)."""
     ipaddress.ip_network(text.strip(), strict=False)
@@ -196,6 +203,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("node_id", "--node-id", "this node's name among several (default: host, port, random)"),
     Option(
         "node_url", "--node-url", "how other nodes reach this one over HTTP (default: its address)"
+    ),
+    Option(
+        "public_address",
+        "--public-address",
+        "the IP clients reach this node's WebRTC at, when a 1:1 NAT maps it (a cloud VM)",
+        _address,
     ),
     Option("cluster_name", "--cluster-name", "prefix of the cluster's Redis keys and channels"),
     Option(

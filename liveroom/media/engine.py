@@ -15,7 +15,7 @@ from liveroom.errors import Conflict
 from liveroom.media.counters import MixerStats, RtpCounts
 from liveroom.media.deck import MusicCue
 from liveroom.media.hls import HlsPackager
-from liveroom.media.ice import loopback_only_candidates, use_loopback_candidates
+from liveroom.media.ice import announce_address, loopback_only_candidates, use_loopback_candidates
 from liveroom.media.room import RoomMedia
 
 
@@ -54,8 +54,10 @@ class MediaEngine:
         *,
         hls: HlsSettings | None = None,
         loopback_candidates: bool = False,
+        public_address: str | None = None,
     ) -> None:
         self._ice_urls = list(ice_urls)
+        self._public_address = public_address
         self._now_ms = now_ms
         self.hls = hls
         self._loopback = loopback_candidates
@@ -112,7 +114,10 @@ class MediaEngine:
             raise Conflict("the room has no audio: it is not live")
         if self._loopback:
             sdp = loopback_only_candidates(sdp)
-        return await room.offer(user_id, sdp, kind, may_publish)
+        answer, answer_type = await room.offer(user_id, sdp, kind, may_publish)
+        if self._public_address:
+            answer = announce_address(answer, self._public_address)
+        return answer, answer_type
 
     def set_audible(self, room_id: str, user_ids: frozenset[str]) -> None:
         room = self._rooms.get(room_id)

@@ -71,6 +71,23 @@ def loopback_only_candidates(sdp: str) -> str:
     return "\r\n".join(kept)
 
 
+def announce_address(sdp: str, address: str) -> str:
+    """``sdp`` (our answer) with its host candidates and connection lines carrying ``address``:
+    the node's public address where a 1:1 NAT maps it to the private one it listens on (a cloud
+    VM's public IP), the ports being the same on both sides. Other candidates are left alone."""
+    family = "IP6" if ":" in address else "IP4"
+
+    def announced(line: str) -> str:
+        parts = line.split()
+        if line.startswith("a=candidate:") and len(parts) > 7 and parts[7] == "host":
+            return " ".join([*parts[:4], address, *parts[5:]])
+        if line.startswith("c=IN "):
+            return f"c=IN {family} {address}"
+        return line
+
+    return "\r\n".join(announced(line) for line in sdp.split("\r\n"))
+
+
 def _candidate_address(line: str) -> str:
     parts = line.split()
     return parts[4] if len(parts) > 4 else ""

@@ -11,6 +11,7 @@ import aioice.ice
 
 from liveroom.config import add_arguments, load_config
 from liveroom.media.ice import (
+    announce_address,
     ice_servers_for,
     loopback_only_candidates,
     rtc_configuration,
@@ -82,3 +83,23 @@ def test_loopback_mode_keeps_only_loopback_remote_candidates() -> None:
     ]
     assert "a=sendrecv" in kept
     assert "m=audio 9 UDP/TLS/RTP/SAVPF 111" in kept
+
+
+def test_a_public_address_replaces_host_candidates_in_the_answer() -> None:
+    answer = "\r\n".join(
+        [
+            "v=0",
+            "c=IN IP4 10.0.0.5",
+            "m=audio 41000 UDP/TLS/RTP/SAVPF 111",
+            "a=candidate:1 1 udp 2122194687 10.0.0.5 41000 typ host",
+            "a=candidate:2 1 udp 1686052607 198.51.100.9 41000 typ srflx raddr 10.0.0.5 rport 1",
+            "a=sendonly",
+            "",
+        ]
+    )
+    announced = announce_address(answer, "203.0.113.7").split("\r\n")
+    assert "c=IN IP4 203.0.113.7" in announced
+    assert "a=candidate:1 1 udp 2122194687 203.0.113.7 41000 typ host" in announced  # same port
+    assert answer.split("\r\n")[4] in announced  # a server-reflexive one is left alone
+    assert "a=sendonly" in announced
+    assert "c=IN IP6 2001:db8::7" in announce_address(answer, "2001:db8::7").split("\r\n")
