@@ -210,6 +210,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
             playlists,
             remote_sockets,
             lambda: {"sockets": len(signaling.connections), "peers": media.peer_connections},
+            stats,
         )
     PlatformApi(tokens, limits, config.guests, media.hls_troubles).add_routes(app)
     _hls(app, config, clock, rooms, tokens, stats)

@@ -103,6 +103,10 @@ class ClusterNode:
         logger.info("node %s runs room %s (token %d)", self.node_id, room_id, lease.token)
         return True
 
+    def saw(self, room_id: str, user_id: str, *, guest: bool, market: str | None) -> None:
+        """A user's first time in a room run here, kept in Redis for whoever takes it over."""
+        self._tasks.spawn(self._store.saw(room_id, user_id, guest, market))
+
     async def let_go(self, room_id: str) -> None:
         lease = self.leases.pop(room_id, None)
         if lease is not None:

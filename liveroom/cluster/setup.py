@@ -23,6 +23,7 @@ from liveroom.qa.service import QaService
 from liveroom.rooms.service import RoomService
 from liveroom.signaling.dispatch import Signaling
 from liveroom.signaling.payloads import Payload
+from liveroom.stats.service import StatsService
 
 
 def node_id_of(config: Config) -> str:
@@ -71,6 +72,7 @@ def join_cluster(
     playlists: PlaylistService,
     remote: RemoteSockets,
     load: Any,
+    stats: StatsService,
 ) -> Cluster:
     """Wire a node into the cluster: events routed to their room's node, rooms claimed."""
     assert config.redis_url is not None
@@ -117,7 +119,8 @@ def join_cluster(
         """This node's sockets in a Socket.IO room."""
         return list(manager.rooms.get("/", {}).get(channel, {}))
 
-    Takeover(node, store, bus, router, rooms, signaling, manager.server, members_here)
+    Takeover(node, store, bus, router, rooms, signaling, manager.server, members_here, stats)
+    rooms.first_joins.append(node.saw)
     signaling.router = router
     rooms.claim = node.claim
     rooms.observers.append(node)

@@ -8,6 +8,7 @@ holder), and writing the stage (only by the lease's holder, only over the versio
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -127,6 +128,21 @@ class ClusterStore:
         if result == -1:
             raise Fenced(f"room {lease.room_id}: the lease (token {lease.token}) is lost")
         return result == 1
+
+    async def saw(self, room_id: str, user_id: str, guest: bool, market: str | None) -> None:
+        """``user_id`` was in the room (first time only: unique listeners survive its node)."""
+        value = json.dumps({"guest": guest, "market": market})
+        await self.redis.hsetnx(self.keys.listeners(room_id), user_id, value)
+
+    async def listeners(self, room_id: str) -> dict[str, tuple[bool, str | None]]:
+        """Everyone ever in the room: user → (guest, market)."""
+        raw = await self.redis.hgetall(self.keys.listeners(room_id))
+        seen: dict[str, tuple[bool, str | None]] = {}
+        for user, value in raw.items():
+            data = json.loads(value)
+            key = user.decode() if isinstance(user, bytes) else str(user)
+            seen[key] = (bool(data.get("guest")), data.get("market"))
+        return seen
 
     async def stage_writer(self, room_id: str) -> str | None:
         """The node that last wrote the room's stage (its owner until it died or let go)."""

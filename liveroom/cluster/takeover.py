@@ -27,6 +27,7 @@ from liveroom.rooms.fanout import Emitter, room_channel
 from liveroom.rooms.service import RoomService
 from liveroom.rooms.stage import RoomStatus
 from liveroom.signaling.dispatch import Caller, Signaling
+from liveroom.stats.service import StatsService
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ class Takeover:
         signaling: Signaling,
         emitter: Emitter,
         members_here: Any,
+        stats: StatsService,
     ) -> None:
+        self._stats = stats
         self._node = node
         self._store = store
         self._bus = bus
@@ -69,6 +72,11 @@ class Takeover:
             return False
         if not await self._rooms.adopt(state):
             return True
+        # Everyone the room ever had, as its node kept them in Redis: those it had not written
+        # to SQL yet still count once (a join and a leave; those written are returning users).
+        for user_id, (guest, market) in (await self._store.listeners(room_id)).items():
+            self._stats.joined(room_id, user_id, guest=guest, market=market)
+            self._stats.left(room_id, user_id)
         # Every node but the one that ran the room (dead, or gone on purpose), at once.
         nodes = (self._node.alive_nodes | {self._node.node_id}) - {previous}
         joined = sum(await asyncio.gather(*(self._gather(room_id, n) for n in sorted(nodes))))

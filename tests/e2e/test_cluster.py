@@ -31,6 +31,7 @@ from tests.hearing import band
 
 TONE_HZ = 440
 LEASE_TTL_S = 3
+STATS_INTERVAL_S = 2
 
 
 @pytest.fixture
@@ -55,6 +56,7 @@ class Cluster:
                 extra=(
                     *("--redis-url", redis_url, "--cluster-name", name, "--node-id", node_id),
                     *("--lease-ttl", str(LEASE_TTL_S), "--ice-loopback"),
+                    *("--stats-sample-interval", str(STATS_INTERVAL_S)),
                     # Not shared: another node's HLS is proxied from the room's node.
                     *("--media-dir", str(tmp_path / node_id / "media")),
                 ),
@@ -200,6 +202,11 @@ async def test_the_rooms_node_killed_its_room_lives_on_another(cluster: Cluster)
     hearing = await cluster.hear(listener, room_id)
     assert await heard_now(hearing) > 0.3, cluster.output()
 
+    # A fan on the room's node, who dies with it before the room's next write to SQL: counted
+    # once all the same (the room's node keeps who was there in Redis).
+    await asyncio.sleep(STATS_INTERVAL_S + 0.5)  # everyone before is in SQL by now
+    ghost = await cluster.client(owner, "ghost")
+    await ghost.request("room:join", {"room_id": room_id})
     killed = time.monotonic()
     cluster.nodes[owner].kill_now()
     # The listener hears the speaker again once B or C has the room: lease, claim, rebuild,
@@ -210,7 +217,8 @@ async def test_the_rooms_node_killed_its_room_lives_on_another(cluster: Cluster)
     assert time.monotonic() - killed < 10 + 1.5, cluster.output()
 
     # The host comes back through another node and is still the host; nothing acked is lost.
-    host_again = await cluster.client(sorted(set(cluster.nodes) - {owner})[0], "artist", host=True)
+    survivor = sorted(set(cluster.nodes) - {owner})[0]
+    host_again = await cluster.client(survivor, "artist", host=True)
     joined = await host_again.request("room:join", {"room_id": room_id})
     assert joined["room"]["you"]["role"] == "host"
     assert [s["id"] for s in joined["room"]["speakers"]] == ["singer"]
@@ -218,6 +226,18 @@ async def test_the_rooms_node_killed_its_room_lives_on_another(cluster: Cluster)
     by_id = {q["id"]: q for q in listing["questions"]}
     assert set(questions) <= set(by_id)
     assert by_id[questions[0]]["votes"] == 1
+
+    # Unique listeners stay exact: the host, the singer, the listener and the ghost, once each.
+    async with aiohttp.ClientSession() as http:
+        url = f"{cluster.nodes[survivor].url}/api/rankings?metric=unique&period=day"
+        async with asyncio.timeout(20):
+            while True:
+                async with http.get(url) as reply:
+                    ranked = {r["room_id"]: r["value"] for r in (await reply.json())["rankings"]}
+                if ranked.get(room_id) == 4:
+                    break
+                assert ranked.get(room_id, 0) <= 4, ranked
+                await asyncio.sleep(0.5)
 
 
 async def test_a_dead_nodes_members_drop_out_of_the_count(cluster: Cluster) -> None:
