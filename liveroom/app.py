@@ -578,17 +578,25 @@ async def _tell_and_close_sockets(app: web.Application) -> None:
     Again later, it finds nothing to do."""
     cluster = app.get(CLUSTER)
     if cluster is not None:
-        await cluster.node.drain()  # no new rooms here from now on
+        await _quietly(cluster.node.drain(), "draining")  # no new rooms here from now on
     await app[SIGNALING].drain(app[CONFIG].shutdown_timeout_s)
     # Rooms next: sockets closing from here on are a shutdown, not members leaving.
     await app[ROOMS].stop()
-    if cluster is not None:
-        await cluster.node.hand_over()  # the other nodes take the rooms over from Redis
+    if cluster is not None:  # the other nodes take the rooms over from Redis
+        await _quietly(cluster.node.hand_over(), "handing the rooms over")
     # Queued ahead of each socket's close: a client learns the server is going away (its seat
     # is held; reconnect and rejoin later) rather than seeing what looks like a network drop.
     # This node's sockets only (``ignore_queue``): not every node's.
     await app[SIO].emit(SERVER_SHUTDOWN, {"at": app[CLOCK].now_ms()}, ignore_queue=True)
     await app[SIGNALING].disconnect_all()
+
+
+async def _quietly(work: Awaitable[None], what: str) -> None:
+    """Shutting down: Redis away must not keep the sockets open (their leases lapse anyway)."""
+    try:
+        await work
+    except Exception:
+        logger.exception("shutdown: %s failed; the other nodes take over when leases lapse", what)
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -68,6 +68,7 @@ class ClusterManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self.inbox = inbox(keys, node_id)
         self.on_bus: Callable[[dict[str, Any]], None] = lambda _message: None
         self._held: dict[str, list[dict[str, Any]]] = {}
+        self._holds: dict[str, int] = {}
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -118,6 +119,7 @@ class ClusterManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         """Emits to ``sid`` that arrive meanwhile wait, and go out after the ack (which the
         caller queues as it leaves this block, before the held emits are let go)."""
         self._held.setdefault(sid, [])
+        self._holds[sid] = self._holds.get(sid, 0) + 1
         try:
             yield
         finally:
@@ -128,13 +130,22 @@ class ClusterManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         return len(self._held.get(sid, ()))
 
     def _let_go(self, sid: str) -> None:
-        held = self._held.pop(sid, [])
-        if held:
-            self.server.start_background_task(self._deliver, held)
+        """After the last of the socket's events running elsewhere was acked: deliver what
+        waited, in order; emits arriving meanwhile still queue behind it."""
+        self._holds[sid] -= 1
+        if self._holds[sid]:
+            return
+        del self._holds[sid]
+        self.server.start_background_task(self._deliver, sid)
 
-    async def _deliver(self, held: list[dict[str, Any]]) -> None:
-        for message in held:
-            await super()._handle_emit(message)
+    async def _deliver(self, sid: str) -> None:
+        held = self._held.get(sid)
+        try:
+            while held and not self._holds.get(sid):  # a new event of the socket: it waits again
+                await super()._handle_emit(held.pop(0))
+        finally:
+            if not self._holds.get(sid):
+                self._held.pop(sid, None)
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         held = self._held.get(message.get("room") or "")

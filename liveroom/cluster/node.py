@@ -153,8 +153,9 @@ class ClusterNode:
 
     async def stage_changed(self, state: RoomState, events: Iterable[Any]) -> None:
         if any(isinstance(e, RoomEnded) for e in events):
+            if state.id in self.leases:  # forgotten first: nobody may take an ended room over
+                await self._store.forget_room(state.id)
             await self.let_go(state.id)
-            await self._store.forget_room(state.id)
         else:
             await self._write_stage(state)
 
@@ -191,11 +192,15 @@ class ClusterNode:
         nodes = await self._store.nodes()
         alive = {n.id for n in nodes}
         for node_id in self._alive - alive - {self.node_id}:
-            left = await self._router.node_died(node_id)
-            logger.warning("node %s is gone: %d of its sockets left rooms here", node_id, left)
+            # Off the heartbeat's path: however many sockets it had, renewing is not delayed.
+            self._tasks.spawn(self._died(node_id))
         self._alive = alive
         if self.orphaned and not self.draining:
-            await self._find_orphans(claim_delay_s(nodes, self.node_id))
+            self._tasks.spawn(self._find_orphans(claim_delay_s(nodes, self.node_id)))
+
+    async def _died(self, node_id: str) -> None:
+        left = await self._router.node_died(node_id)
+        logger.warning("node %s is gone: %d of its sockets left rooms here", node_id, left)
 
     async def _find_orphans(self, delay_s: float) -> None:
         """Open rooms nobody holds (their node died): claim them after this node's turn."""

@@ -142,6 +142,8 @@ class ClusterRouter:
             "remote": caller.remote,
             "region": caller.region,
         }
+        if event == "room:join":  # before: a close while it runs must reach the room's node
+            self._joined.setdefault(caller.sid, set()).add(str(data["room_id"]))
         try:
             async with self._manager.hold(caller.sid):
                 reply = await self._bus.call(owner, "event", body, timeout=EVENT_TIMEOUT_S)
@@ -149,8 +151,8 @@ class ClusterRouter:
             logger.warning("node %s did not answer %s from %s", owner, event, caller.sid)
             return error_body(Internal("the room is moving to another node; try again"))
         ack = dict(reply.get("ack") or {})
-        if ack.get("ok") and event in ("room:join", "room:leave"):
-            self._followed(caller.sid, event, str(data["room_id"]))
+        if event in ("room:join", "room:leave"):
+            self._followed(caller, event, str(data["room_id"]), ok=bool(ack.get("ok")))
         return ack
 
     async def _owner(self, room_id: str) -> str | None:
@@ -163,14 +165,13 @@ class ClusterRouter:
                 return owner
             await asyncio.sleep(0.2)
 
-    def _followed(self, sid: str, event: str, room_id: str) -> None:
-        if event == "room:join":
-            conn = self._signaling.connections.get(sid)
-            if conn is not None:
-                self._joined.setdefault(sid, set()).add(room_id)
-            else:  # the socket closed while the join ran: tell the room's node now
-                self._tasks.spawn(self._tell_closed(room_id, sid, None))
-        elif event == "room:leave":
+    def _followed(self, caller: Caller, event: str, room_id: str, *, ok: bool) -> None:
+        sid = caller.sid
+        if event == "room:join" and sid not in self._signaling.connections:
+            # The socket closed while its join ran: its close went out before the join was
+            # done there; tell the room's node again now.
+            self._tasks.spawn(self._tell_closed(room_id, sid, caller.identity))
+        elif event == "room:leave" and ok:
             self._joined.get(sid, set()).discard(room_id)
 
     async def _closed_here(self, sid: str, identity: Identity) -> None:

@@ -76,7 +76,8 @@ def join_cluster(
 ) -> Cluster:
     """Wire a node into the cluster: events routed to their room's node, rooms claimed."""
     assert config.redis_url is not None
-    redis = Redis.from_url(config.redis_url)
+    # Short timeouts: a lease must be renewed every second or given up, not waited on for long.
+    redis = Redis.from_url(config.redis_url, socket_timeout=2, socket_connect_timeout=2)
     store = ClusterStore(redis, manager.keys)
     node_ref: list[ClusterNode] = []
 

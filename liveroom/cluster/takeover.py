@@ -109,7 +109,8 @@ class Takeover:
             if node_id != self._node.node_id:
                 self._router.remote.note(caller.sid, node_id, caller.identity.user_id)
             payload = {"room_id": room_id, **({"market": m} if (m := member.get("market")) else {})}
-            ack = await self._signaling.run_forwarded(caller, "room:join", payload)
+            # Not the member's own join: no rate limit is charged for it.
+            ack = await self._signaling.run_forwarded(caller, "room:join", payload, charge=False)
             joined += bool(ack.get("ok"))
         return joined
 

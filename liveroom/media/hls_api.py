@@ -106,20 +106,24 @@ class HlsApi:
 
     async def _from_its_node(self, request: web.Request) -> web.Response:
         """Several nodes, a file not here: the room's node's answer (``NotFound`` otherwise)."""
-        room_id = request.match_info["room_id"]
+        room_id, name = request.match_info["room_id"], request.match_info["name"]
         if self.node_url is None or PROXIED in request.headers or not ROOM_ID.fullmatch(room_id):
+            raise NotFound("no such file")
+        if _kind(name) == "other":  # only names the packager writes: nothing else is asked for
             raise NotFound("no such file")
         base = await self.node_url(room_id)
         if base is None:
             raise NotFound("no such file")
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(PROXY_TIMEOUT_S))
-        url = f"{base}/hls/{room_id}/{request.match_info['name']}"
+        url = f"{base}/hls/{room_id}/{name}"
         try:
             async with self._http.get(url, headers={PROXIED: "1"}) as reply:
-                if reply.status != 200:
+                if reply.status != 200 or (reply.content_length or 0) > PROXY_MAX_BYTES:
                     raise NotFound("no such file")
-                body = await reply.content.read(PROXY_MAX_BYTES)
+                body = await reply.read()
+                if len(body) > PROXY_MAX_BYTES:
+                    raise NotFound("no such file")
                 headers = {h: reply.headers[h] for h in PROXY_HEADERS if h in reply.headers}
         except (aiohttp.ClientError, TimeoutError) as e:
             logger.warning("HLS of room %s: its node did not answer: %s", room_id, e)

@@ -163,7 +163,9 @@ class Signaling:
         with log_context(user_id=conn.identity.user_id, room_id=_room_named(args)):
             return await self._answered(event, conn.identity, self._dispatch(conn, event, args))
 
-    async def run_forwarded(self, caller: Caller, event: str, data: Any) -> Ack:
+    async def run_forwarded(
+        self, caller: Caller, event: str, data: Any, *, charge: bool = True
+    ) -> Ack:
         """An event a socket on another node sent, for a room this node runs: parsed again,
         then authorized and run as if the socket were here (the sender charged its per-socket
         limits). The whole ack, ``ok`` included."""
@@ -172,7 +174,8 @@ class Signaling:
             handler = self.registry.handlers.get(event)
             if handler is None:
                 raise Invalid(f"unknown event {event[:64]!r}")
-            return {"ok": True, **await self.run(caller, handler, parse(handler.payload, data))}
+            payload = parse(handler.payload, data)
+            return {"ok": True, **await self.run(caller, handler, payload, charge=charge)}
 
         with log_context(user_id=caller.identity.user_id, room_id=_room_named((data,))):
             return await self._answered(event, caller.identity, forwarded())
@@ -219,7 +222,9 @@ class Signaling:
             if not self._running:
                 self._quiet.set()
 
-    async def run(self, caller: Caller, handler: Handler[Any], payload: Payload) -> Ack:
+    async def run(
+        self, caller: Caller, handler: Handler[Any], payload: Payload, *, charge: bool = True
+    ) -> Ack:
         """Resolve where the caller stands, authorize, charge the event's own limit, run."""
         identity = caller.identity
         subject = await self.registry.resolvers[handler.rule.scope](identity, payload)
@@ -230,7 +235,7 @@ class Signaling:
             is_self=subject.is_self,
             granted_role=subject.granted_role,
         )
-        if handler.limit is not None:
+        if handler.limit is not None and charge:
             self._limits.charge(handler.limit, identity.user_id, caller.remote)
         ctx = EventContext(caller.sid, identity, subject, caller.remote, caller.region)
         return await handler.run(ctx, payload)

@@ -83,6 +83,15 @@ class Cluster:
         assert holder is not None, f"nobody runs room {room_id}"
         return holder[0]
 
+    async def until_remembered(self, room_id: str, user_id: str) -> None:
+        redis = Redis.from_url(self.redis_url)
+        try:
+            async with asyncio.timeout(10):
+                while not await redis.hexists(Keys(self.name).listeners(room_id), user_id):
+                    await asyncio.sleep(0.05)
+        finally:
+            await redis.aclose()
+
     async def client(self, node: str, user_id: str, **claims: Any) -> LiveroomClient:
         url = self.nodes[node].url
         self.clients.append(await LiveroomClient.connect(url, make_token(user_id, **claims)))
@@ -187,6 +196,11 @@ async def test_members_on_three_nodes_share_one_room(cluster: Cluster) -> None:
                 assert reply.headers["Content-Type"] == "video/mp2t"
                 bodies.append(await reply.read())
         assert bodies[0] and bodies.count(bodies[0]) == 3  # the same bytes from every node
+        # Only names the packager writes are asked of another node: nothing else is proxied.
+        elsewhere = cluster.nodes[sorted(set(cluster.nodes) - {owner})[0]].url
+        for name in ("..%2F..%2Fmetrics", "..%2F..%2Fapi%2Frooms", "live.m3u8%3Fx%3D1"):
+            async with http.get(f"{elsewhere}/hls/{room_id}/{name}") as reply:
+                assert reply.status == 404, name
 
 
 async def test_the_rooms_node_killed_its_room_lives_on_another(cluster: Cluster) -> None:
@@ -207,6 +221,7 @@ async def test_the_rooms_node_killed_its_room_lives_on_another(cluster: Cluster)
     await asyncio.sleep(STATS_INTERVAL_S + 0.5)  # everyone before is in SQL by now
     ghost = await cluster.client(owner, "ghost")
     await ghost.request("room:join", {"room_id": room_id})
+    await cluster.until_remembered(room_id, "ghost")  # in Redis (written just after the ack)
     killed = time.monotonic()
     cluster.nodes[owner].kill_now()
     # The listener hears the speaker again once B or C has the room: lease, claim, rebuild,
@@ -259,8 +274,9 @@ async def test_a_dead_nodes_members_drop_out_of_the_count(cluster: Cluster) -> N
     killed = time.monotonic()
     cluster.nodes[crowded].kill_now()
     await host.next_event("room:count", lambda e: e["listeners"] == 2, timeout=20)
-    # The heartbeat's time to live (5 s), one tick to notice, one to send the count.
-    assert time.monotonic() - killed < 5 + 3, cluster.output()
+    # The heartbeat's time to live (5 s), a tick to notice, one to send the count; slack for a
+    # loaded machine.
+    assert time.monotonic() - killed < 5 + 5, cluster.output()
 
 
 async def test_sigterm_on_the_rooms_node_hands_the_room_over(cluster: Cluster) -> None:
