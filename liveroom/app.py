@@ -601,7 +601,13 @@ async def _quietly(work: Awaitable[None], what: str) -> None:
 
 async def _close_sockets(app: web.Application) -> None:
     await _tell_and_close_sockets(app)
-    await app[SIO].shutdown()
+    # Engine.IO's service task is awaited by its shutdown; one stuck on a socket must not hold
+    # the process (seen once under heavy load): bounded, then cancelled with it.
+    try:
+        async with asyncio.timeout(app[CONFIG].shutdown_timeout_s):  # real work, not the clock
+            await app[SIO].shutdown()
+    except TimeoutError:
+        logger.warning("shutdown: Socket.IO's background task did not stop in time; cancelled")
 
 
 async def _sockets_closed(sio: LiveroomSocketServer, timeout: float) -> None:
