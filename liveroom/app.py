@@ -591,6 +591,21 @@ async def _tell_and_close_sockets(app: web.Application) -> None:
     await app[SIGNALING].disconnect_all()
 
 
+async def _bounded(work: Awaitable[None], seconds: float, what: str) -> None:
+    """A shutdown step that may not hold the process: past ``seconds`` it is cut off, and
+    what every task was waiting on is logged (a stuck step is a bug to find, not to wait on)."""
+    try:
+        async with asyncio.timeout(seconds):  # real work, not the product's clock
+            await work
+    except TimeoutError:
+        stuck = []
+        for task in asyncio.all_tasks():
+            frames = task.get_stack(limit=3)
+            where = " < ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in frames)
+            stuck.append(f"{task.get_name()}: {where}")
+        logger.error("shutdown: %s took over %.0f s; tasks:\n%s", what, seconds, "\n".join(stuck))
+
+
 async def _quietly(work: Awaitable[None], what: str) -> None:
     """Shutting down: Redis away must not keep the sockets open (their leases lapse anyway)."""
     try:
@@ -635,11 +650,12 @@ class RunningServer:
         shut down. (Once aiohttp's own shutdown has begun it ignores whatever a connection
         sends, so a websocket's closing handshake would hold the shutdown for its whole
         timeout.)"""
+        limit = self.app[CONFIG].shutdown_timeout_s
         for site in self.runner.sites:
-            await site.stop()
-        await _tell_and_close_sockets(self.app)
-        await _sockets_closed(self.app[SIO], self.app[CONFIG].shutdown_timeout_s)
-        await self.runner.cleanup()
+            await _bounded(site.stop(), limit, "closing the listening socket")
+        await _bounded(_tell_and_close_sockets(self.app), 3 * limit, "closing the sockets")
+        await _sockets_closed(self.app[SIO], limit)
+        await _bounded(self.runner.cleanup(), 6 * limit + 10, "stopping the services")
 
 
 async def start_server(
