@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -30,6 +30,9 @@ from liveroom.db.session import create_engine
 from liveroom.media.ice import use_loopback_candidates
 from liveroom.ratelimit import LIMITS, PER_IP, RateLimit
 from tests.fakes import FakeClock
+
+if TYPE_CHECKING:
+    from tests.e2e.server_process import Cluster
 
 TEST_SECRET = "test-secret-" + "x" * 60
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -219,3 +222,24 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         stack.push_async_callback(engine.dispose)
         await upgrade(engine)
         yield engine
+
+
+@pytest.fixture
+def loopback_ice() -> Iterator[None]:
+    """This process's WebRTC peers offer 127.0.0.1 only, as a server with ``--ice-loopback``."""
+    use_loopback_candidates(True)
+    yield
+    use_loopback_candidates(False)
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, redis_url: str, loopback_ice: None) -> AsyncIterator[Cluster]:
+    """Nodes ``a``, ``b``, ``c`` as ``liveroom serve`` processes on one SQLite file and Redis."""
+    from tests.e2e.server_process import Cluster  # noqa: PLC0415  (it imports this module)
+
+    made = Cluster(tmp_path, redis_url)
+    await made.start()
+    try:
+        yield made
+    finally:
+        await made.close()

@@ -3,33 +3,11 @@ that node is killed: the web client follows ``rtc:restart`` (media moved) with n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
-import pytest
 from playwright.async_api import expect
 
-from liveroom.media.ice import use_loopback_candidates
 from tests.browser.conftest import Launch, sign_in_as_guest, until_hearing
-from tests.e2e.test_cluster import TONE_HZ, Cluster
-
-
-@pytest.fixture
-def loopback_ice() -> Iterator[None]:
-    """The SDK speaker in this process offers 127.0.0.1 only, as the nodes do."""
-    use_loopback_candidates(True)
-    yield
-    use_loopback_candidates(False)
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, redis_url: str, loopback_ice: None) -> AsyncIterator[Cluster]:
-    made = Cluster(tmp_path, redis_url)
-    await made.start()
-    try:
-        yield made
-    finally:
-        await made.close()
+from tests.e2e.server_process import Cluster
+from tests.e2e.test_cluster import TONE_HZ
 
 
 async def test_a_browser_hears_the_room_again_after_its_node_dies(

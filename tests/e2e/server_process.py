@@ -11,21 +11,28 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from liveroom.client import LiveroomClient
+from liveroom.client.audio import ToneTrack
+from liveroom.client.bot import RoomAudio
+from liveroom.cluster.model import Keys, parse_holder
 from liveroom.db.migrate import upgrade
 from liveroom.db.session import create_engine
 from liveroom.ratelimit import DEFAULT_RATE_LIMITS
-from tests.conftest import TEST_SECRET, free_port, fresh_pg_database
+from tests.conftest import TEST_SECRET, free_port, fresh_pg_database, make_token
 
 ROOT = Path(__file__).resolve().parents[2]
 RAISED_COUNT = 1_000_000
+LEASE_TTL_S = 3
+STATS_INTERVAL_S = 2
 
 
 def raised_rate_limits() -> str:
@@ -154,3 +161,78 @@ async def server_process(kind: str, tmp_path: Path, *extra: str) -> AsyncIterato
             yield server
         finally:
             await server.kill()  # before the PostgreSQL database is dropped
+
+
+class Cluster:
+    """Nodes ``a``, ``b``, ``c``: ``liveroom serve`` processes sharing a SQLite file and Redis."""
+
+    def __init__(self, tmp_path: Path, redis_url: str) -> None:
+        self.database = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+        self.redis_url = redis_url
+        self.name = name = f"t-{uuid.uuid4().hex[:8]}"
+        self.nodes = {
+            node_id: ServerProcess(
+                tmp_path / node_id,
+                self.database,
+                tmp_path / f"{node_id}.log",
+                extra=(
+                    *("--redis-url", redis_url, "--cluster-name", name, "--node-id", node_id),
+                    *("--lease-ttl", str(LEASE_TTL_S), "--ice-loopback"),
+                    *("--stats-sample-interval", str(STATS_INTERVAL_S)),
+                    # Not shared: another node's HLS is proxied from the room's node.
+                    *("--media-dir", str(tmp_path / node_id / "media")),
+                ),
+            )
+            for node_id in ("a", "b", "c")
+        }
+        self.clients: list[LiveroomClient] = []
+        self.audio: list[RoomAudio] = []
+
+    async def start(self) -> None:
+        engine = create_engine(self.database)
+        await upgrade(engine)  # once, before the nodes: they would race to migrate
+        await engine.dispose()
+        await asyncio.gather(*(node.start() for node in self.nodes.values()))
+
+    async def owner(self, room_id: str) -> str:
+        """The node whose lease holds the room now."""
+        redis = Redis.from_url(self.redis_url)
+        try:
+            value = await redis.get(Keys(self.name).lease(room_id))
+        finally:
+            await redis.aclose()
+        holder = parse_holder(value)
+        assert holder is not None, f"nobody runs room {room_id}"
+        return holder[0]
+
+    async def until_remembered(self, room_id: str, user_id: str) -> None:
+        redis = Redis.from_url(self.redis_url)
+        try:
+            async with asyncio.timeout(10):
+                while not await redis.hexists(Keys(self.name).listeners(room_id), user_id):
+                    await asyncio.sleep(0.05)
+        finally:
+            await redis.aclose()
+
+    async def client(self, node: str, user_id: str, **claims: Any) -> LiveroomClient:
+        url = self.nodes[node].url
+        self.clients.append(await LiveroomClient.connect(url, make_token(user_id, **claims)))
+        return self.clients[-1]
+
+    async def hear(self, client: LiveroomClient, room_id: str, hz: int | None = None) -> RoomAudio:
+        """Audio that offers again on every ``rtc:restart``; publishing a tone when ``hz``."""
+        audio = RoomAudio(client, room_id, [], (lambda: ToneTrack(hz)) if hz else lambda: None)
+        await audio.start(on_stage=hz is not None)
+        self.audio.append(audio)
+        return audio
+
+    async def close(self) -> None:
+        for audio in self.audio:
+            with contextlib.suppress(Exception):
+                await audio.close()
+        await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
+        for node in self.nodes.values():
+            await node.kill()
+
+    def output(self) -> str:
+        return "\n".join(f"--- {n}\n{p.output()[-4000:]}" for n, p in self.nodes.items())

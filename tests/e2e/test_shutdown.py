@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ import pytest
 
 from liveroom.client import LiveroomClient
 from liveroom.client.audio import AudioSession, ToneTrack, open_audio
-from liveroom.media.ice import use_loopback_candidates
 from tests.conftest import make_token
 from tests.e2e.server_process import ServerProcess, ack_unless_gone, server_process
 from tests.hearing import until_heard
@@ -48,14 +46,6 @@ class LiveRoom:
 
 async def _client(url: str, user_id: str, *, host: bool = False) -> LiveroomClient:
     return await LiveroomClient.connect(url, make_token(user_id, user_id.title(), host=host))
-
-
-@pytest.fixture
-def loopback_ice() -> Iterator[None]:
-    """This process's WebRTC peers offer 127.0.0.1 only, as the server's do (``--ice-loopback``)."""
-    use_loopback_candidates(True)
-    yield
-    use_loopback_candidates(False)
 
 
 async def _live_room(server: ServerProcess, clients: dict[str, LiveroomClient]) -> LiveRoom:
