@@ -17,8 +17,9 @@ logger = logging.getLogger(__name__)
 class Periodic:
     """Calls ``action`` every ``interval_s`` until stopped; a failing call is logged, not fatal.
 
-    ``stop()`` cancels the loop, awaits it and, when ``final`` is set, runs ``action`` once more
-    (a flusher's last batch is written at shutdown).
+    ``stop()`` cancels the loop while it waits, lets a call in progress finish (a write cancelled
+    mid-transaction would leave its connection to fail the next one), and, when ``final`` is
+    set, runs ``action`` once more (a flusher's last batch is written at shutdown).
     """
 
     def __init__(
@@ -36,27 +37,35 @@ class Periodic:
         self._clock = clock
         self._final = final
         self._task: asyncio.Task[None] | None = None
+        self._acting = False
+        self._stopping = False
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            self._stopping = True
+            if not self._acting:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             if self._final:
                 await self._action()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self._clock.sleep(self._interval)
+            self._acting = True
             try:
                 await self._action()
             except Exception:
                 logger.exception("%s failed; next try in %ss", self.name, self._interval)
+            finally:
+                self._acting = False
 
 
 class Spawned:
