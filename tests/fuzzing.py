@@ -72,6 +72,7 @@ from liveroom.ratelimit import DEFAULT_RATE_LIMITS, RateLimit
 from liveroom.rooms import model
 from liveroom.rooms.stage import Actor, EndRoom, RoomState, RoomStatus
 from tests.fakes import FakeClock
+from tests.rooms.test_model import PROTOCOL_FIELDS
 
 T = TypeVar("T")
 
@@ -523,25 +524,7 @@ ACK_EXTRAS: dict[str, tuple[str, ...]] = {
     "user:blocks": ("blocked",),
 }
 """What PROTOCOL.md says an accepted event's ack carries."""
-SNAPSHOT_KEYS = frozenset(
-    {
-        "id",
-        "title",
-        "topics",
-        "market",
-        "status",
-        "scheduled_for",
-        "host",
-        "cohosts",
-        "moderators",
-        "speakers",
-        "muted",
-        "request_count",
-        "listener_count",
-        "settings",
-        "you",
-    }
-)
+SNAPSHOT_KEYS = frozenset(PROTOCOL_FIELDS)
 
 # --- what a run collects -------------------------------------------------------------------------
 
