@@ -588,6 +588,7 @@ async def _tell_and_close_sockets(app: web.Application) -> None:
     # is held; reconnect and rejoin later) rather than seeing what looks like a network drop.
     # This node's sockets only (``ignore_queue``): not every node's.
     await app[SIO].emit(SERVER_SHUTDOWN, {"at": app[CLOCK].now_ms()}, ignore_queue=True)
+    app[SIO].engine.outbox.flush()  # written before the closes, not behind them
     await app[SIGNALING].disconnect_all()
 
 
@@ -623,6 +624,7 @@ async def _close_sockets(app: web.Application) -> None:
             await app[SIO].shutdown()
     except TimeoutError:
         logger.warning("shutdown: Socket.IO's background task did not stop in time; cancelled")
+    await app[SIO].engine.stop_sending()
 
 
 async def _sockets_closed(sio: LiveroomSocketServer, timeout: float) -> None:

@@ -6,6 +6,10 @@ writer on the TCP send buffer while the queue grows with every room event. Here 
 hold at most ``queue_limit`` packets: the next send to a full socket drops that client, aborting
 its transport so the writer, the queue and the socket are released. Other clients never wait on
 it: queueing is ``put``-without-wait on the slow socket's own queue.
+
+A socket that opened as a websocket is written to directly while its queue is empty and its
+transport holds less than :data:`DIRECT_WRITE_LIMIT` unsent (see :mod:`liveroom.signaling.fanout`);
+a client that falls behind gets its packets queued again, under the same limit.
 """
 
 from __future__ import annotations
@@ -16,25 +20,63 @@ from typing import Any
 
 import engineio
 import socketio
+from aiohttp import web
 from socketio import packet
 
+from liveroom.signaling.fanout import CountingQueue, Outbox, Outgoing, RoomFanout
 from liveroom.signaling.tally import Tally
 
 logger = logging.getLogger(__name__)
 
+DIRECT_WRITE_LIMIT = 64 * 1024
+"""Unsent bytes a transport may hold and still be written to directly; past it, packets queue
+for the socket's writer, which waits for the client to read (and ``queue_limit`` applies)."""
+
 
 def _tracking(websocket_driver: type[Any]) -> type[Any]:
-    """Engine.IO's aiohttp websocket driver, telling the server which request carries a socket."""
+    """Engine.IO's aiohttp websocket driver, telling the server which request carries a socket
+    and, for a socket that opened as a websocket, taking direct writes (:mod:`fanout`)."""
 
-    class TrackedWebSocket(websocket_driver):  # type: ignore[misc]
+    class OutboundWebSocket(websocket_driver):  # type: ignore[misc]
+        queue: CountingQueue | None = None
+        transport: asyncio.Transport | None = None
+
         async def __call__(self, environ: dict[str, Any]) -> Any:
             socket = getattr(self.handler, "__self__", None)
-            request = environ.get("aiohttp.request")
-            if socket is not None and request is not None:
+            request = environ["aiohttp.request"]
+            if socket is not None:
                 self.server.remember_transport(socket.sid, request)
-            return await super().__call__(environ)
+            # Uncompressed: a broadcast is framed once for every socket. Compression would be
+            # a deflate per socket per message, with each socket's own context.
+            self._sock = web.WebSocketResponse(
+                max_msg_size=self.server.max_http_buffer_size, compress=False
+            )
+            await self._sock.prepare(request)
+            if socket is not None and not socket.connected:  # a websocket from the start
+                socket.queue = self.queue = CountingQueue.taking_over(socket.queue)
+                self.transport = request.transport
+                self.server.remember_websocket(socket.sid, self)
+            self.environ = environ
+            await self.handler(self)
+            return self._sock
 
-    return TrackedWebSocket
+        def writable(self) -> bool:
+            """Whether a frame written now would arrive after everything sent before it."""
+            return (
+                self.queue is not None
+                and not self.queue.outstanding
+                and self.transport is not None
+                and not self.transport.is_closing()
+                and not self._sock.closed
+            )
+
+        async def send(self, message: str | bytes) -> None:
+            await super().send(message)
+            self.server.frames_written += 1
+            if self.queue is not None:
+                self.queue.outstanding -= 1
+
+    return OutboundWebSocket
 
 
 class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
@@ -44,8 +86,15 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
         self.dropped_slow = 0
         self.packets_sent = 0
         """Packets queued to sockets: a room broadcast counts once per recipient."""
+        self.frames_written = 0
+        """Websocket frames written to clients, by the sockets' writers or directly."""
+        self.frames_direct = 0
+        """Of which written directly (:mod:`liveroom.signaling.fanout`)."""
+        self.outbox = Outbox(self._deliver)
         self._dropping: set[str] = set()
         self._transports: dict[str, Any] = {}
+        self._websockets: dict[str, Any] = {}
+        self._dropping_tasks: set[asyncio.Task[None]] = set()
         self._requests = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -73,27 +122,54 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
     def remember_transport(self, eio_sid: str, request: Any) -> None:
         self._transports[eio_sid] = request
 
+    def remember_websocket(self, eio_sid: str, websocket: Any) -> None:
+        self._websockets[eio_sid] = websocket
+
     def forget_transport(self, eio_sid: str) -> None:
         self._transports.pop(eio_sid, None)
+        self._websockets.pop(eio_sid, None)
         self._dropping.discard(eio_sid)
 
     async def send_packet(self, sid: str, pkt: Any) -> None:
+        self.outbox.send((sid,), Outgoing((pkt,)))
+
+    def _deliver(self, sid: str, message: Outgoing) -> None:
+        """``message`` to one socket: written now if its websocket can take it, else queued for
+        its writer (or its next long-poll)."""
         socket = self.sockets.get(sid)
         if socket is None or socket.closed:
             return
-        if socket.queue.qsize() >= self.queue_limit:
-            await self._drop_slow(sid)
-            return
-        self.packets_sent += 1
-        await super().send_packet(sid, pkt)
+        websocket = self._websockets.get(sid)
+        if (
+            websocket is not None
+            and websocket.writable()
+            and websocket.transport.get_write_buffer_size() <= DIRECT_WRITE_LIMIT
+        ):
+            websocket.transport.write(message.frames)
+            self.frames_written += len(message.packets)
+            self.frames_direct += len(message.packets)
+        else:
+            if socket.queue.qsize() >= self.queue_limit:
+                self._drop_later(sid)
+                return
+            for pkt in message.packets:
+                socket.queue.put_nowait(pkt)
+        self.packets_sent += len(message.packets)
 
-    async def _drop_slow(self, sid: str) -> None:
+    def _drop_later(self, sid: str) -> None:
         if sid in self._dropping:
             return
         self._dropping.add(sid)
         self.dropped_slow += 1
-        logger.warning("dropping socket %s: %d packets queued and unread", sid, self.queue_limit)
-        await self.abort(sid)
+        logger.warning("dropping socket %s: it does not read what it is sent", sid)
+        task = asyncio.get_running_loop().create_task(self.abort(sid))
+        self._dropping_tasks.add(task)
+        task.add_done_callback(self._dropping_tasks.discard)
+
+    async def stop_sending(self) -> None:
+        """Write what waits in the outbox and end the drops in progress (at shutdown)."""
+        await self.outbox.stop()
+        await asyncio.gather(*self._dropping_tasks, return_exceptions=True)
 
     async def abort(self, sid: str) -> None:
         """Cut an Engine.IO socket off as a network failure would (its client reconnects)."""
@@ -114,11 +190,11 @@ RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "message"
 class LiveroomSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server, on a :class:`BoundedEngineIO`."""
 
-    def __init__(self, *, queue_limit: int, **kwargs: Any) -> None:
+    def __init__(self, *, queue_limit: int, client_manager: Any = None, **kwargs: Any) -> None:
         self._queue_limit = queue_limit
         self.events_out = Tally()
         """Events emitted, by name (a room broadcast counts once)."""
-        super().__init__(**kwargs)
+        super().__init__(client_manager=client_manager or RoomFanout(), **kwargs)
 
     async def emit(self, event: str, *args: Any, **kwargs: Any) -> None:
         self.events_out.add(event)
