@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import av
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.clock import current_ntp_time
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription
@@ -31,7 +32,8 @@ from liveroom.media.ducking import Ducker
 from liveroom.media.feed import FeedTrack, PacketFeed
 from liveroom.media.hls import HlsPackager
 from liveroom.media.ice import rtc_configuration
-from liveroom.media.mixer import FRAME_MS, FRAME_SAMPLES, Mix, Pcm, mix
+from liveroom.media.listeners import ListenerFanout, Tick
+from liveroom.media.mixer import FRAME_MS, FRAME_SAMPLES, Mix, Pcm, dbov, mix
 from liveroom.media.opus import OpusEncoder, to_pcm
 
 logger = logging.getLogger(__name__)
@@ -81,6 +83,9 @@ class RoomMedia:
         self.rtp_closed = RtpCounts()
         """RTP counts of this room's connections that have closed."""
         self.program = PacketFeed()
+        """The program mix for connections that carried a speaker's voice before."""
+        self.listeners = ListenerFanout()
+        """The program mix for listeners' connections, sent from the mixer's tick."""
         self._program_encoder = OpusEncoder()
         self._minus: dict[str, tuple[PacketFeed, OpusEncoder]] = {}
         self._offering: dict[str, _Turns] = {}
@@ -151,7 +156,7 @@ class RoomMedia:
             else:
                 # Listeners only receive: what a listener offers to send is refused in the SDP.
                 transceiver.direction = "sendonly"
-                transceiver.sender.replaceTrack(FeedTrack(self.program))
+                self.listeners.add(user_id, transceiver)
             await pc.setLocalDescription(await pc.createAnswer())
         except ValueError as e:  # aiortc's word for an offer it cannot use (codecs, SDP)
             await self._discard(peer)
@@ -241,6 +246,7 @@ class RoomMedia:
     async def _close_peer(self, user_id: str) -> None:
         peer = self.peers.pop(user_id, None)
         self._close_minus(user_id)
+        self.listeners.remove(user_id)
         if peer is None:
             return
         # At once, with no wait in between: the room's totals never lose this peer's counts.
@@ -351,6 +357,16 @@ class RoomMedia:
         packet = self._program_encoder.encode(result.program, pts)
         if packet is not None:
             self.program.publish(packet)
+            ntp_time = current_ntp_time()
+            self.listeners.send(
+                Tick(
+                    payload=bytes(packet),
+                    pts=pts,
+                    abs_send_time=(ntp_time >> 14) & 0xFFFFFF,
+                    ntp_time=ntp_time,
+                    audio_level=max(-127, min(0, round(dbov(result.program)))),
+                )
+            )
         for user_id in stage:
             feed, encoder = self._minus[user_id]
             minus_packet = encoder.encode(result.minus[user_id], pts)

@@ -1,0 +1,125 @@
+"""The one place the listeners' fast path reaches below aiortc's public API.
+
+aiortc sets a connection up — ICE (aioice), DTLS, the SRTP keys, the negotiated codec, header
+extension ids and SSRC — and this module reads what it set up, to send RTP for many listeners
+from one loop (:mod:`liveroom.media.listeners`) instead of one aiortc sender task per listener:
+
+- the negotiated send parameters of a transceiver (what ``RTCPeerConnection`` hands its sender),
+- the DTLS transport's SRTP session (``_tx_srtp``, a pylibsrtp ``Session``),
+- the ICE connection's nominated candidate pair (aioice's ``_nominated``), to ``sendto`` on it,
+- the sender's RTCP sender-report counters, kept true for what the fast path sent.
+
+aiortc and aioice are pinned to the minor versions this was written against (pyproject.toml);
+``tests/media/test_wire.py`` fails loudly if one of these names moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any
+
+from aioice.ice import StunProtocol
+from aiortc import RTCDtlsTransport, RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+RTP_COMPONENT = 1
+MAX_RELAYED_IN_FLIGHT = 8
+"""Packets on their way through a TURN relay per listener; past it, the newest is dropped."""
+_SEQ_TS_SSRC = struct.Struct("!HII")
+
+
+def negotiated(
+    transceiver: RTCRtpTransceiver, mid: str
+) -> tuple[RTCRtpCodecParameters, RTCRtpParameters]:
+    """The codec and parameters the connection's sender sends with (set by negotiation)."""
+    codecs = list(transceiver._codecs)
+    parameters = RTCRtpParameters(
+        codecs=codecs, headerExtensions=list(transceiver._headerExtensions), muxId=mid
+    )
+    return codecs[0], parameters
+
+
+def rtp_template(
+    parameters: RTCRtpParameters,
+    payload_type: int,
+    payload: bytes,
+    abs_send_time: int,
+    audio_level: int | None,
+) -> bytearray:
+    """One RTP packet as a listener's sender would build it, with sequence number, timestamp and
+    SSRC left at zero for :func:`stamp`."""
+    ids = HeaderExtensionsMap()
+    ids.configure(parameters)
+    packet = RtpPacket(payload_type=payload_type, marker=1, payload=payload)
+    packet.extensions.abs_send_time = abs_send_time
+    packet.extensions.mid = parameters.muxId
+    if audio_level is not None:
+        packet.extensions.audio_level = (False, -audio_level)
+    return bytearray(packet.serialize(ids))
+
+
+def stamp(template: bytearray, sequence_number: int, timestamp: int, ssrc: int) -> bytes:
+    _SEQ_TS_SSRC.pack_into(template, 2, sequence_number, timestamp, ssrc)
+    return bytes(template)
+
+
+class Route:
+    """How one listener's packets leave: protected by its SRTP session, sent on its ICE pair."""
+
+    __slots__ = ("_dtls", "_relayed")
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        self._relayed: set[asyncio.Task[None]] = set()
+
+    @property
+    def ready(self) -> bool:
+        return self._dtls.state == "connected" and self._pair() is not None
+
+    def send(self, packet: bytes) -> int:
+        """Protect and send one RTP packet; the bytes sent (0: not connected, not sent)."""
+        if self._dtls.state != "connected":
+            return 0
+        pair = self._pair()
+        if pair is None:
+            return 0
+        protected: bytes = self._dtls._tx_srtp.protect(packet)
+        protocol = pair.protocol
+        if type(protocol) is StunProtocol:  # host or server-reflexive: a plain UDP socket
+            transport = protocol.transport
+            if transport is None or transport.is_closing():
+                return 0
+            transport.sendto(protected, pair.remote_addr)
+        elif len(self._relayed) < MAX_RELAYED_IN_FLIGHT:  # through TURN: may bind a channel
+            task = asyncio.get_running_loop().create_task(
+                protocol.send_data(protected, pair.remote_addr)
+            )
+            self._relayed.add(task)
+            task.add_done_callback(_relayed_done(self._relayed))
+        else:
+            return 0
+        return len(protected)
+
+    def _pair(self) -> Any:
+        connection = self._dtls.transport._connection
+        return connection._nominated.get(RTP_COMPONENT)
+
+
+def _relayed_done(tasks: set[asyncio.Task[None]]) -> Any:
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # a relay send that failed is a lost packet, like UDP's
+
+    return done
+
+
+def count_sent(sender: RTCRtpSender, *, ntp_time: int, rtp_timestamp: int, octets: int) -> None:
+    """Tell the sender about a packet the fast path sent for it (``octets``: payload bytes, as
+    aiortc counts): its RTCP sender reports and ``getStats`` then count it."""
+    sender._RTCRtpSender__ntp_timestamp = ntp_time  # type: ignore[attr-defined]
+    sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
+    sender._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
+    sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
