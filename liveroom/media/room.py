@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -26,20 +25,24 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription
 
 from liveroom.errors import Gone, Invalid
+from liveroom.media import wire
 from liveroom.media.counters import MixerStats, RtpCounts
 from liveroom.media.deck import Deck, MusicCue
 from liveroom.media.ducking import Ducker
 from liveroom.media.feed import FeedTrack, PacketFeed
 from liveroom.media.hls import HlsPackager
 from liveroom.media.ice import rtc_configuration
+from liveroom.media.inbound import SpeakerBuffer
 from liveroom.media.listeners import ListenerFanout, Tick
-from liveroom.media.mixer import FRAME_MS, FRAME_SAMPLES, Mix, Pcm, dbov, mix
+from liveroom.media.mixer import FRAME_MS, FRAME_SAMPLES, Mix, dbov, mix
 from liveroom.media.opus import OpusEncoder, to_pcm
 
 logger = logging.getLogger(__name__)
 
 TICK_S = FRAME_MS / 1000
-INBOUND_FRAMES = 4  # ≤ 80 ms buffered per speaker: jitter absorbed, latency bounded
+SPEAKER_PREFETCH = 1
+"""Frames aiortc's receiver holds back before decoding a speaker (its default, 4, is 80 ms);
+the jitter buffer that matters is the speaker's :class:`SpeakerBuffer`, before the mixer."""
 LevelsSink = Callable[[str, Mapping[str, float]], None]
 
 
@@ -50,7 +53,7 @@ class Peer:
     user_id: str
     pc: RTCPeerConnection
     publishing: bool
-    inbound: deque[Pcm] = field(default_factory=lambda: deque(maxlen=INBOUND_FRAMES))
+    inbound: SpeakerBuffer = field(default_factory=SpeakerBuffer)
     reader: asyncio.Task[None] | None = None
 
 
@@ -150,6 +153,7 @@ class RoomMedia:
             if peer.publishing:
                 transceiver.direction = "sendrecv"
                 transceiver.sender.replaceTrack(FeedTrack(self._minus_feed(user_id)))
+                wire.hold_back(transceiver.receiver, SPEAKER_PREFETCH)
                 peer.reader = asyncio.create_task(
                     self._read(peer, transceiver.receiver.track), name=f"inbound-{user_id}"
                 )
@@ -298,7 +302,7 @@ class RoomMedia:
                 if isinstance(frame, av.AudioFrame):
                     pcm = to_pcm(frame)
                     for start in range(0, len(pcm) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
-                        peer.inbound.append(pcm[start : start + FRAME_SAMPLES])
+                        peer.inbound.push(pcm[start : start + FRAME_SAMPLES])
         except MediaStreamError:
             return
 
@@ -339,10 +343,9 @@ class RoomMedia:
     def _tick(self, tick: int) -> Mix:
         frames = {}
         for user_id, peer in self.peers.items():
-            if peer.publishing and peer.inbound:
-                frame = peer.inbound.popleft()
-                if user_id in self.audible:
-                    frames[user_id] = frame
+            frame = peer.inbound.take() if peer.publishing else None  # taken, heard or not
+            if frame is not None and user_id in self.audible:
+                frames[user_id] = frame
         stage = [u for u, p in self.peers.items() if p.publishing]
         music = None
         if self.deck is not None and self._now_ms() >= self._deck_at:

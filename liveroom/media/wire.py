@@ -7,7 +7,8 @@ from one loop (:mod:`liveroom.media.listeners`) instead of one aiortc sender tas
 - the negotiated send parameters of a transceiver (what ``RTCPeerConnection`` hands its sender),
 - the DTLS transport's SRTP session (``_tx_srtp``, a pylibsrtp ``Session``),
 - the ICE connection's nominated candidate pair (aioice's ``_nominated``), to ``sendto`` on it,
-- the sender's RTCP sender-report counters, kept true for what the fast path sent.
+- the sender's RTCP sender-report counters, kept true for what the fast path sent,
+- and, on the receiving side, how many frames a receiver's jitter buffer holds back.
 
 aiortc and aioice are pinned to the minor versions this was written against (pyproject.toml);
 ``tests/media/test_wire.py`` fails loudly if one of these names moves.
@@ -20,7 +21,8 @@ import struct
 from typing import Any
 
 from aioice.ice import StunProtocol
-from aiortc import RTCDtlsTransport, RTCRtpSender, RTCRtpTransceiver
+from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
@@ -123,3 +125,12 @@ def count_sent(sender: RTCRtpSender, *, ntp_time: int, rtp_timestamp: int, octet
     sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
     sender._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
     sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+
+
+def hold_back(receiver: RTCRtpReceiver, frames: int) -> None:
+    """Decode each frame once ``frames`` later ones arrived (aiortc's audio default: 4, 80 ms),
+    before the receiver's first packet."""
+    held: JitterBuffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+    receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(  # type: ignore[attr-defined]
+        capacity=held.capacity, prefetch=frames
+    )
