@@ -566,8 +566,10 @@ async def run_load(
     load_pids = [w.pid for w in procs.workers if w.pid is not None] + [os.getpid()]
     await asyncio.sleep(start - time.monotonic())
     (user0, sys0), load0 = user_system_seconds(server_pid), _sum_cpu(load_pids)
+    fanout0 = await fanout_totals(url) if mode == "liveroom" else None
     await asyncio.sleep(end - time.monotonic())
     (user1, sys1), load1 = user_system_seconds(server_pid), _sum_cpu(load_pids)
+    fanout1 = await fanout_totals(url) if mode == "liveroom" else None
     cpu_s = (user1 - user0) + (sys1 - sys0)
     rss = rss_mb(server_pid)
 
@@ -587,7 +589,30 @@ async def run_load(
         "workers": len(pipes),
         "connect_failures": failures,
     }
+    if fanout0 is not None and fanout1 is not None and fanout1[0] > fanout0[0]:
+        # The fan-out loop's own clock: stamp + SRTP + sendto per listener, nothing else.
+        packets, seconds = fanout1[0] - fanout0[0], fanout1[1] - fanout0[1]
+        extra["fanout_us_per_packet"] = round(seconds / packets * 1e6, 1)
     return measure(plan.listeners, plan.seconds, connected, counts, cpu_s, idle_cpu, extra)
+
+
+async def fanout_totals(url: str) -> tuple[float, float] | None:
+    """The listeners' fan-out loop's packets and seconds so far, from the server's /metrics."""
+    wanted = {
+        "liveroom_listener_fanout_packets_total": 0,
+        "liveroom_listener_fanout_seconds_total": 1,
+    }
+    found = [0.0, 0.0]
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as response:
+            text = await response.text()
+    except aiohttp.ClientError:
+        return None
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            found[wanted[name]] = float(value)
+    return found[0], found[1]
 
 
 def _sum_cpu(pids: Sequence[int]) -> float:

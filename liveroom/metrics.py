@@ -244,6 +244,16 @@ def _mixer(media: MediaEngine) -> Iterator[Metric]:
     yield _counter(
         "liveroom_mixer_encodes", "Opus encodes (program mix and mix-minus)", stats.encodes
     )
+    yield _counter(
+        "liveroom_listener_fanout_packets",
+        "RTP packets sent to listeners by the per-room fan-out loop",
+        stats.fanout_packets,
+    )
+    yield _counter(
+        "liveroom_listener_fanout_seconds",
+        "CPU time the per-room fan-out loop took (per packet: divide by the packets)",
+        stats.fanout_s,
+    )
 
 
 def _rtp(rtp: RtpCounts) -> Iterator[Metric]:

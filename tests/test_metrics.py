@@ -157,6 +157,9 @@ async def test_rtp_packets_are_counted_and_never_go_back(audio_server: RunningSe
         assert sending(samples)
         before = value(samples, "liveroom_rtp_packets_sent_total")
         assert value(samples, "liveroom_rtp_packets_lost_total", direction="outbound") <= before
+        # The listener's packets came from the room's fan-out loop, which timed itself.
+        assert value(samples, "liveroom_listener_fanout_packets_total") >= 25
+        assert value(samples, "liveroom_listener_fanout_seconds_total") > 0
 
         await session.close()
         peers.sessions.remove(session)

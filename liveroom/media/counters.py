@@ -42,12 +42,18 @@ class MixerStats:
     encodes: int = 0
     """Opus encodes: the program mix once a tick, plus one mix-minus per stage member."""
     tick_times: TickTimes = field(default_factory=TickTimes)
+    fanout_packets: int = 0
+    """RTP packets the listeners' fast path sent (one per listener per tick)."""
+    fanout_s: float = 0.0
+    """CPU time (the mixer thread's) the listeners' fast path took: stamp, protect, send."""
 
     def add(self, other: MixerStats) -> None:
         self.ticks += other.ticks
         self.late_ticks += other.late_ticks
         self.encodes += other.encodes
         self.tick_times.add(other.tick_times)
+        self.fanout_packets += other.fanout_packets
+        self.fanout_s += other.fanout_s
 
 
 @dataclass

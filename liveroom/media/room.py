@@ -361,6 +361,7 @@ class RoomMedia:
         if packet is not None:
             self.program.publish(packet)
             ntp_time = current_ntp_time()
+            fanout_began, sent = time.thread_time(), self.listeners.sent  # CPU, not wall
             self.listeners.send(
                 Tick(
                     payload=bytes(packet),
@@ -370,6 +371,8 @@ class RoomMedia:
                     audio_level=max(-127, min(0, round(dbov(result.program)))),
                 )
             )
+            self.stats.fanout_s += time.thread_time() - fanout_began
+            self.stats.fanout_packets += self.listeners.sent - sent
         for user_id in stage:
             feed, encoder = self._minus[user_id]
             minus_packet = encoder.encode(result.minus[user_id], pts)
