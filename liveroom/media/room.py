@@ -40,9 +40,6 @@ from liveroom.media.opus import OpusEncoder, to_pcm
 logger = logging.getLogger(__name__)
 
 TICK_S = FRAME_MS / 1000
-SPEAKER_PREFETCH = 1
-"""Frames aiortc's receiver holds back before decoding a speaker (its default, 4, is 80 ms);
-the jitter buffer that matters is the speaker's :class:`SpeakerBuffer`, before the mixer."""
 LevelsSink = Callable[[str, Mapping[str, float]], None]
 
 
@@ -153,7 +150,7 @@ class RoomMedia:
             if peer.publishing:
                 transceiver.direction = "sendrecv"
                 transceiver.sender.replaceTrack(FeedTrack(self._minus_feed(user_id)))
-                wire.hold_back(transceiver.receiver, SPEAKER_PREFETCH)
+                wire.decode_on_arrival(transceiver.receiver)  # jitter: SpeakerBuffer's
                 peer.reader = asyncio.create_task(
                     self._read(peer, transceiver.receiver.track), name=f"inbound-{user_id}"
                 )

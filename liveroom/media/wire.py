@@ -8,7 +8,7 @@ from one loop (:mod:`liveroom.media.listeners`) instead of one aiortc sender tas
 - the DTLS transport's SRTP session (``_tx_srtp``, a pylibsrtp ``Session``),
 - the ICE connection's nominated candidate pair (aioice's ``_nominated``), to ``sendto`` on it,
 - the sender's RTCP sender-report counters, kept true for what the fast path sent,
-- and, on the receiving side, how many frames a receiver's jitter buffer holds back.
+- and, on the receiving side, a speaker's jitter buffer (decode each packet as it arrives).
 
 aiortc and aioice are pinned to the minor versions this was written against (pyproject.toml);
 ``tests/media/test_wire.py`` fails loudly if one of these names moves.
@@ -22,9 +22,10 @@ from typing import Any
 
 from aioice.ice import StunProtocol
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
-from aiortc.jitterbuffer import JitterBuffer
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.utils import uint16_add
 
 RTP_COMPONENT = 1
 MAX_RELAYED_IN_FLIGHT = 8
@@ -127,10 +128,25 @@ def count_sent(sender: RTCRtpSender, *, ntp_time: int, rtp_timestamp: int, octet
     sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
 
 
-def hold_back(receiver: RTCRtpReceiver, frames: int) -> None:
-    """Decode each frame once ``frames`` later ones arrived (aiortc's audio default: 4, 80 ms),
-    before the receiver's first packet."""
-    held: JitterBuffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
-    receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(  # type: ignore[attr-defined]
-        capacity=held.capacity, prefetch=frames
-    )
+class DecodeOnArrival(JitterBuffer):
+    """A speaker's packets to the decoder as they arrive. aiortc's audio jitter buffer waits for
+    later packets before it lets a frame go (four by default: 80 ms; never fewer than one: 20 ms);
+    an Opus packet is a whole frame, and the jitter the buffer would absorb is absorbed after
+    decoding, by the mixer's :class:`~liveroom.media.inbound.SpeakerBuffer`. Packets arriving
+    after a newer one are dropped (their moment has passed; Opus conceals the gap)."""
+
+    def __init__(self) -> None:
+        super().__init__(capacity=16)
+        self._next: int | None = None
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        if self._next is not None and uint16_add(packet.sequence_number, -self._next) >= 0x8000:
+            return False, None  # older than a packet already decoded, or a duplicate
+        self._next = uint16_add(packet.sequence_number, 1)
+        data: bytes = packet._data  # type: ignore[attr-defined]  # set by the receiver
+        return False, JitterFrame(data=data, timestamp=packet.timestamp)
+
+
+def decode_on_arrival(receiver: RTCRtpReceiver) -> None:
+    """Before the receiver's first packet: :class:`DecodeOnArrival` as its jitter buffer."""
+    receiver._RTCRtpReceiver__jitter_buffer = DecodeOnArrival()  # type: ignore[attr-defined]
