@@ -135,3 +135,24 @@ async def test_broadcasts_and_personal_messages_arrive_in_order_on_every_socket(
         for ws in sockets:
             await ws.close()
     await polling.close()
+
+
+def test_a_sockets_rooms_are_known_without_a_scan_and_forgotten_on_disconnect() -> None:
+    manager = fanout.RoomFanout()
+    first, second = "s1", "s2"
+    for sid, eio_sid in ((first, "eio1"), (second, "eio2")):  # as a connect enters them
+        manager.basic_enter_room(sid, "/", None, eio_sid=eio_sid)
+        manager.basic_enter_room(sid, "/", sid, eio_sid=eio_sid)
+    for sid in (first, second):
+        manager.basic_enter_room(sid, "/", "hall")
+    manager.basic_enter_room(first, "/", "backstage")
+    assert sorted(manager.get_rooms(first, "/")) == sorted([first, "hall", "backstage"])
+
+    manager.basic_disconnect(first, "/")
+    assert manager.get_rooms(first, "/") == []
+    assert dict(manager.rooms["/"]["hall"]) == {second: "eio2"}
+    assert "backstage" not in manager.rooms["/"]  # emptied, so closed
+    assert first not in manager.rooms["/"]  # its own room too
+    assert sorted(manager.get_rooms(second, "/")) == sorted([second, "hall"])
+    manager.basic_leave_room(second, "/", "hall")
+    assert manager.get_rooms(second, "/") == [second]
