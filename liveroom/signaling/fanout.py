@@ -93,7 +93,8 @@ class Outgoing:
         return self._frames
 
 
-Deliver = Callable[[str, Outgoing], None]
+Deliver = Callable[[Sequence[str], Outgoing], None]
+"""Writes (or queues) one message to each of some sockets, in order."""
 
 
 class _Pending:
@@ -122,8 +123,7 @@ class Outbox:
 
     def send(self, recipients: Sequence[str], message: Outgoing) -> None:
         if not self._backlog and len(recipients) <= CHUNK:
-            for sid in recipients:
-                self._deliver(sid, message)
+            self._deliver(recipients, message)
             return
         self._backlog.append(_Pending(recipients, message))
         self._waiting += len(recipients)
@@ -152,8 +152,7 @@ class Outbox:
             pending = self._backlog[0]
             total = len(pending.recipients)
             end = total if budget is None else min(total, pending.written + budget)
-            for sid in pending.recipients[pending.written : end]:
-                self._deliver(sid, pending.message)
+            self._deliver(pending.recipients[pending.written : end], pending.message)
             written, pending.written = end - pending.written, end
             self._waiting -= written
             if budget is not None:

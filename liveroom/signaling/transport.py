@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import engineio
@@ -133,28 +134,35 @@ class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
     async def send_packet(self, sid: str, pkt: Any) -> None:
         self.outbox.send((sid,), Outgoing((pkt,)))
 
-    def _deliver(self, sid: str, message: Outgoing) -> None:
-        """``message`` to one socket: written now if its websocket can take it, else queued for
-        its writer (or its next long-poll)."""
-        socket = self.sockets.get(sid)
-        if socket is None or socket.closed:
-            return
-        websocket = self._websockets.get(sid)
-        if (
-            websocket is not None
-            and websocket.writable()
-            and websocket.transport.get_write_buffer_size() <= DIRECT_WRITE_LIMIT
-        ):
-            websocket.transport.write(message.frames)
-            self.frames_written += len(message.packets)
-            self.frames_direct += len(message.packets)
-        else:
-            if socket.queue.qsize() >= self.queue_limit:
+    def _deliver(self, sids: Sequence[str], message: Outgoing) -> None:
+        """``message`` to each socket: written now if its websocket can take it, else queued
+        for its writer (or its next long-poll). The loop of every room broadcast: kept lean."""
+        sockets, websockets, queue_limit = self.sockets, self._websockets, self.queue_limit
+        frames: bytes | None = None
+        direct = queued = 0
+        for sid in sids:
+            socket = sockets.get(sid)
+            if socket is None or socket.closed:
+                continue
+            websocket = websockets.get(sid)
+            if websocket is not None and websocket.writable():
+                transport = websocket.transport
+                if transport.get_write_buffer_size() <= DIRECT_WRITE_LIMIT:
+                    if frames is None:
+                        frames = message.frames
+                    transport.write(frames)
+                    direct += 1
+                    continue
+            if socket.queue.qsize() >= queue_limit:
                 self._drop_later(sid)
-                return
+                continue
             for pkt in message.packets:
                 socket.queue.put_nowait(pkt)
-        self.packets_sent += len(message.packets)
+            queued += 1
+        packets = len(message.packets)
+        self.frames_written += direct * packets
+        self.frames_direct += direct * packets
+        self.packets_sent += (direct + queued) * packets
 
     def _drop_later(self, sid: str) -> None:
         if sid in self._dropping:

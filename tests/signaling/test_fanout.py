@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -26,7 +27,12 @@ def _message(text: str) -> Outgoing:
 
 async def test_outbox_keeps_each_sockets_order_across_a_chunked_broadcast() -> None:
     delivered: dict[str, list[str]] = defaultdict(list)
-    outbox = Outbox(lambda sid, m: delivered[sid].append(str(m.packets[0].data)))
+
+    def deliver(sids: Sequence[str], m: Outgoing) -> None:
+        for sid in sids:
+            delivered[sid].append(str(m.packets[0].data))
+
+    outbox = Outbox(deliver)
     everyone = [f"s{i}" for i in range(3 * CHUNK)]
     turns = 0
 
@@ -57,7 +63,7 @@ async def test_outbox_keeps_each_sockets_order_across_a_chunked_broadcast() -> N
 
 async def test_outbox_writes_inline_when_sends_outrun_the_loop_and_on_stop() -> None:
     delivered: list[tuple[str, str]] = []
-    outbox = Outbox(lambda sid, m: delivered.append((sid, str(m.packets[0].data))))
+    outbox = Outbox(lambda sids, m: delivered.extend((s, str(m.packets[0].data)) for s in sids))
     group = [f"s{i}" for i in range(2 * CHUNK)]
     for n in range(MAX_BACKLOG + 1):  # no yield in between: the writer never gets a turn
         outbox.send(group, _message(str(n)))
