@@ -11,9 +11,9 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -126,11 +126,13 @@ class ParticipationLog:
                     .values(rows[start : start + 1000])
                     .on_conflict_do_nothing()
                 )
-            for session_id, left_at in closed.items():
+            if closed:  # one statement for every leave since the last flush (executemany)
+                table = cast("Table", ParticipationRow.__table__)
                 await db.execute(
-                    update(ParticipationRow)
-                    .where(ParticipationRow.id == session_id)
-                    .values(left_at=left_at)
+                    update(table)
+                    .where(table.c.id == bindparam("session_id"))
+                    .values(left_at=bindparam("closed_at")),
+                    [{"session_id": k, "closed_at": v} for k, v in closed.items()],
                 )
 
     def start(self) -> None:

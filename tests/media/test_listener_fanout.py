@@ -6,6 +6,7 @@ counts it (RTCP sender reports, ``getStats``)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from typing import Any
 
@@ -76,7 +77,7 @@ async def test_a_listener_receives_the_program_as_one_well_formed_rtp_stream(
     opus = int(_answered(answer, r"^a=rtpmap:(\d+) opus/48000"))
     assert {p.ssrc for p in packets} == {ssrc}
     assert {p.payload_type for p in packets} == {opus}
-    for before, after in zip(packets, packets[1:], strict=False):
+    for before, after in itertools.pairwise(packets):
         sent_between = (after.sequence_number - before.sequence_number) % 65536
         ticks = ((after.timestamp - before.timestamp) % 2**32) // FRAME_SAMPLES
         assert sent_between >= 1  # in order, none twice
@@ -85,7 +86,7 @@ async def test_a_listener_receives_the_program_as_one_well_formed_rtp_stream(
     assert (
         sum(
             (b.sequence_number - a.sequence_number) % 65536 == 1
-            for a, b in zip(packets, packets[1:], strict=False)
+            for a, b in itertools.pairwise(packets)
         )
         >= len(packets) * 0.9
     )  # loopback: essentially nothing lost
