@@ -23,7 +23,7 @@ from liveroom.blocks.service import BlockService
 from liveroom.blocks.store import SqlBlockStore
 from liveroom.clock import Clock, SystemClock
 from liveroom.cluster.routing import RemoteSockets
-from liveroom.cluster.setup import Cluster, join_cluster, manager_for, node_id_of
+from liveroom.cluster.setup import Cluster, Features, join_cluster, manager_for, node_id_of
 from liveroom.config import Config
 from liveroom.db.migrate import current_revision, head_revision, upgrade
 from liveroom.db.session import create_engine, is_sqlite, session_factory
@@ -154,8 +154,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     registry = EventRegistry()
     signaling = Signaling(sio, registry, tokens, limits, users, config.socket_inflight_limit)
     round_trips = _round_trips(registry, signaling, clock)
-    blocks = _block_lists(app, sessions, users, sio, signaling, clock)
     remote_sockets = RemoteSockets()  # several nodes: other nodes' sockets in rooms run here
+    blocks = _block_lists(app, sessions, users, sio, signaling, clock, remote_sockets)
 
     rooms = RoomService(
         MemoryStageStore(),
@@ -205,12 +205,9 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
             clock,
             cluster_manager,
             signaling,
-            rooms,
-            qa,
-            playlists,
+            Features(rooms, qa, playlists, audio, stats, blocks),
             remote_sockets,
             lambda: {"sockets": len(signaling.connections), "peers": media.peer_connections},
-            stats,
         )
     PlatformApi(tokens, limits, config.guests, media.hls_troubles).add_routes(app)
     _hls(app, config, clock, rooms, tokens, stats)
@@ -339,9 +336,15 @@ def _block_lists(
     sio: LiveroomSocketServer,
     signaling: Signaling,
     clock: Clock,
+    remote: RemoteSockets,
 ) -> BlockService:
-    """Users' block lists: ``user:block``, and each blocker's list held while connected."""
-    blocks = BlockService(SqlBlockStore(sessions), users, sio, signaling.sids_of_user, clock)
+    """Users' block lists: ``user:block``, and each blocker's list held while connected (here,
+    or, several nodes, in a room run here)."""
+
+    def sids_of_user(user_id: str) -> set[str]:
+        return signaling.sids_of_user(user_id) | remote.sids_of(user_id)
+
+    blocks = BlockService(SqlBlockStore(sessions), users, sio, sids_of_user, clock)
     user_events.register(signaling.registry, blocks)
     signaling.disconnect_hooks.append(lambda conn: blocks.socket_closed(conn.identity.user_id))
     app[BLOCKS] = blocks

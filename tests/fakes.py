@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 from collections.abc import Callable
 
 START_MS = 1_795_000_000_000  # 2026-11-18, a fixed "now" so tests never depend on the date
@@ -46,6 +47,34 @@ class FakeClock:
     @property
     def sleepers(self) -> int:
         return sum(1 for *_, f in self._sleepers if not f.done())
+
+
+class StallableClock:
+    """The real clock, whose timers a test can hold as in a long pause of the process (a GC
+    storm, a VM frozen): every periodic task stops at its next sleep while sockets are still
+    served, and monotonic time jumps ahead by the pause's length. :meth:`resume` lets them go."""
+
+    def __init__(self) -> None:
+        self._ahead = 0.0
+        self._running = asyncio.Event()
+        self._running.set()
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self._ahead
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await self._running.wait()
+
+    def stall(self, paused_s: float) -> None:
+        self._running.clear()
+        self._ahead += paused_s
+
+    def resume(self) -> None:
+        self._running.set()
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

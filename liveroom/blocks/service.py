@@ -7,6 +7,13 @@ none of their events runs before their list is held. A list is dropped when its 
 socket closes. A change is written before its ack; then the user's sockets are told
 (``user:blocks``) and sent what they see again (the Q&A's full lists), at once and then at most
 once per :data:`REFRESH_GAP_S` however fast someone clicks block and unblock.
+
+Several nodes: a room's node hides what its members block, so it holds the list of every blocker
+present in its rooms, whichever node their socket is on: loaded before their first event runs
+there (:meth:`BlockService.admit`), let go when they have no socket left there. A change made on
+one node is told to the others (:attr:`BlockService.changed`), which read the list again
+(:meth:`BlockService.reload`) and send their members what they see again; ``user:blocks`` goes to
+the user's sockets on every node.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from liveroom.blocks.model import MAX_BLOCKS, BlockedUser, BlockIndex
 from liveroom.blocks.store import BlockStore
 from liveroom.clock import Clock
 from liveroom.errors import Internal, NotFound
-from liveroom.rooms.fanout import Emitter
+from liveroom.rooms.fanout import Emitter, user_channel
 from liveroom.tasks import KeyedLocks, Spawned
 from liveroom.users.store import UserRecord
 
@@ -39,6 +46,8 @@ class UserLookup(Protocol):
 
 
 SidsOfUser = Callable[[str], set[str]]
+"""The user's sockets this node serves: its own, and (several nodes) those in rooms it runs."""
+Changed = Callable[[Identity], Awaitable[None]]
 ViewChanged = Callable[[Identity, set[str]], Awaitable[None]]
 """Told, with the user's sockets, that what the user may see changed: send it again."""
 
@@ -73,6 +82,8 @@ class BlockService:
         self._telling: dict[str, Identity] = {}
         self._owed: set[str] = set()
         self.view_changed: list[ViewChanged] = []
+        self.changed: list[Changed] = []
+        """Told of each user whose list changed here (several nodes: the others read it again)."""
 
     async def stop(self) -> None:
         await self._tasks.stop()
@@ -183,14 +194,40 @@ class BlockService:
             self._owed.discard(user_id)
 
     async def _tell(self, identity: Identity) -> None:
+        user_id = identity.user_id
+        payload = {"blocked": await self.listing(user_id)}
+        await self._emit.emit("user:blocks", payload, room=user_channel(user_id))
+        await self._views_changed(identity)
+        for tell in self.changed:
+            try:
+                await tell(identity)
+            except Exception:
+                logger.exception("telling the other nodes of user %s's blocks failed", user_id)
+
+    async def _views_changed(self, identity: Identity) -> None:
         sids = self._sids_of_user(identity.user_id)
         if not sids:
             return
-        payload = {"blocked": await self.listing(identity.user_id)}
-        for sid in sids:
-            await self._emit.emit("user:blocks", payload, to=sid)
         for hook in self.view_changed:
             try:
                 await hook(identity, sids)
             except Exception:  # one feature's trouble must not keep the others from updating
                 logger.exception("telling user %s of their blocks failed", identity.user_id)
+
+    async def reload(self, identity: Identity) -> None:
+        """Several nodes: the user's list changed on another node. Read again (if they are
+        here: connected, or in a room run here), and what they see here sent again."""
+        user_id = identity.user_id
+        known = await self._known_blockers()
+        async with self._lock(user_id):
+            blocked = await self._store.blocks_of(user_id)
+            if blocked:
+                known.add(user_id)
+            else:
+                known.discard(user_id)
+            if self._sids_of_user(user_id):
+                self.index.put(user_id, blocked)
+            else:
+                self.index.drop(user_id)
+        self._lock.release(user_id)
+        await self._views_changed(identity)

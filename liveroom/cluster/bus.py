@@ -14,6 +14,14 @@ heartbeat has lapsed fails at once with :class:`NodeGone`.
 While a socket's event is being run on another node, emits addressed to that socket are held and
 let go only after the event's ack was queued (:meth:`ClusterManager.hold`): a client gets its
 ``room:join`` ack before the room's state, as on one node.
+
+A personal message — an emit to one socket, its entering or leaving a room, its disconnect — goes
+to that socket's node only, on its inbox (:meth:`ClusterManager._publish`), not to every node;
+when the socket is here it is not published at all. The inbox and the Socket.IO channel are read
+on one subscription and published to through one client, so a socket still gets the room's
+broadcasts and its own messages in the order the room's node sent them, and what arrives for it
+while its event runs elsewhere is held as before. A socket whose node is not known (none of its
+events ran here) is written to on the Socket.IO channel, as the library does.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -30,6 +38,7 @@ import socketio
 
 from liveroom.cluster.model import Keys
 from liveroom.errors import LiveroomError
+from liveroom.signaling.fanout import RoomFanout
 from liveroom.tasks import Spawned
 
 logger = logging.getLogger(__name__)
@@ -57,7 +66,7 @@ def inbox(keys: Keys, node_id: str) -> str:
     return f"{keys.namespace}:inbox:{node_id}"
 
 
-class ClusterManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+class ClusterManager(socketio.AsyncRedisManager, RoomFanout):  # type: ignore[misc]
     """The Redis manager of one node: the Socket.IO channel and this node's inbox, read in one
     subscription, in order."""
 
@@ -67,6 +76,9 @@ class ClusterManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self.node_id = node_id
         self.inbox = inbox(keys, node_id)
         self.on_bus: Callable[[dict[str, Any]], None] = lambda _message: None
+        self.node_of: Callable[[str], str | None] = lambda _sid: None
+        """The other node a socket is on, when known (the room's node learns it from the
+        socket's events it runs)."""
         self._held: dict[str, list[dict[str, Any]]] = {}
         self._holds: dict[str, int] = {}
 
@@ -111,6 +123,32 @@ class ClusterManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         if not self.connected:
             self._redis_connect()
         await self.redis.publish(inbox(self.keys, node_id), json.dumps(message))
+
+    # --- writing: personal messages to their socket's node only -------------------------------
+
+    async def _publish(self, data: Any) -> None:
+        """What the library would publish to every node: a personal message goes to its
+        socket's node only (here: nowhere, the library delivered it already)."""
+        sid = _socket_of(data)
+        if sid is not None:
+            if self.is_connected(sid, data.get("namespace") or "/"):
+                return
+            node_id = self.node_of(sid)
+            if node_id is not None and node_id != self.node_id:
+                await self._publish_to_node(node_id, data)
+                return
+        await super()._publish(data)
+
+    async def _publish_to_node(self, node_id: str, data: dict[str, Any]) -> None:
+        """Like the library's publish: one more try on a new connection, then logged."""
+        for attempt in (1, 2):
+            try:
+                await self.publish_to(node_id, data)
+                return
+            except Exception as e:  # Redis away: what the library does, for the inbox
+                self.connected = False
+                if attempt == 2:
+                    logger.error("cluster: a message to node %s is lost: %s", node_id, e)
 
     # --- holding emits for a socket whose event runs elsewhere ---------------------------------
 
@@ -157,6 +195,23 @@ class ClusterManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             logger.warning("cluster: dropped an emit to %s held past its ack", message.get("room"))
 
 
+_PERSONAL = frozenset({"enter_room", "leave_room", "disconnect"})
+
+
+def _socket_of(data: Any) -> str | None:
+    """The one socket a manager message is for (``None``: a room, everyone, or a reply)."""
+    if not isinstance(data, dict):
+        return None
+    method = data.get("method")
+    if method == "emit" and data.get("callback") is None:
+        room = data.get("room")  # a socket is a room of its own
+        return room if isinstance(room, str) else None
+    if method in _PERSONAL:
+        sid = data.get("sid")
+        return sid if isinstance(sid, str) else None
+    return None
+
+
 class Bus:
     """Request/reply between nodes over their inboxes."""
 
@@ -201,6 +256,24 @@ class Bus:
             raise NodeGone(f"node {node_id} did not answer {kind} in {timeout:g} s") from None
         finally:
             self._pending.pop(call_id, None)
+
+    async def call_each(
+        self, node_ids: Iterable[str], kind: str, body: dict[str, Any]
+    ) -> list[str]:
+        """Run ``kind`` on every one of ``node_ids`` at once; those that did not (gone, failed,
+        or no answer in time), each logged."""
+        targets = sorted(set(node_ids) - {self.node_id})
+        results = await asyncio.gather(
+            *(self.call(n, kind, body) for n in targets), return_exceptions=True
+        )
+        failed = []
+        for node_id, result in zip(targets, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result  # cancelled
+                logger.warning("cluster: node %s did not take %s: %s", node_id, kind, result)
+                failed.append(node_id)
+        return failed
 
     def _received(self, message: dict[str, Any]) -> None:
         match message.get("lr"):

@@ -6,6 +6,10 @@ and a *token*, a number that grows with every new lease of that room. The token 
 that lost its lease without knowing it (a long pause): its writes carry its token and Redis
 refuses them. A node also stops trusting its own lease ``margin`` seconds before it could have
 lapsed, so it stops acting before another node may start.
+
+A node that takes a room over numbers its HLS segments from a floor that grows with the lease's
+token (:func:`first_media_sequence`): with media dirs of their own, no player ever sees a room's
+media sequence numbers go backwards when it moves.
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ RENEW_EVERY_S = 1.0
 HEARTBEAT_TTL_S = 5.0
 """A node not heard from for this long is dead: its members drop out of the counts."""
 TRUST_MARGIN_S = 1.5
-"""An owner stops trusting its lease this long before it could have lapsed."""
+"""An owner stops trusting its lease this long before it could have lapsed (with the default
+TTL; a shorter lease is trusted for the same share of its life, :func:`trust_margin_s`)."""
+SEQUENCES_PER_LEASE = 1_000_000_000
+"""HLS segments one owner of a room may write before the next owner's floor (31 years of
+1-second segments); a JavaScript player still counts them exactly after 9 million owners."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +137,24 @@ def lease_trusted(renewed_at_s: float, now_s: float, ttl_s: float, margin_s: flo
     """May the owner still act on a lease whose last renewal was *sent* at ``renewed_at_s``?
     Only until ``margin_s`` before it could have lapsed in Redis."""
     return now_s < renewed_at_s + ttl_s - margin_s
+
+
+def trust_margin_s(ttl_s: float) -> float:
+    """How long before its lease could lapse an owner stops acting on it: the same share of
+    the lease's life as :data:`TRUST_MARGIN_S` is of :data:`LEASE_TTL_S`."""
+    return ttl_s * TRUST_MARGIN_S / LEASE_TTL_S
+
+
+def renew_every_s(ttl_s: float) -> float:
+    """How often leases are renewed and the heartbeat written: every second, and at least three
+    times per lease's life (a short lease in tests)."""
+    return min(RENEW_EVERY_S, ttl_s / 3)
+
+
+def first_media_sequence(token: int) -> int:
+    """The least HLS media sequence number of a room's owner holding the lease's ``token``th
+    lease: 0 for the room's first, then a floor no earlier owner could have reached."""
+    return max(0, token - 1) * SEQUENCES_PER_LEASE
 
 
 def holder(node_id: str, token: int) -> str:

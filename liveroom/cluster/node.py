@@ -2,30 +2,32 @@
 another node dies.
 
 Every second the node writes its heartbeat (id, URL, load) and renews the leases of its rooms in
-one round trip; a lease it lost (a long pause, Redis away) is given up at once. It reads which
-nodes are alive: the sockets of one that stopped beating leave this node's rooms, so the counts
-drop within the heartbeat's time to live.
+one round trip; a lease it lost (a long pause, Redis away) is given up at once (:attr:`lost`:
+the room leaves this node, its members here join it where it runs now). Between a renewal that
+did not happen and the loss being known, the node does not act on the room
+(:meth:`ClusterNode.trusted`): its events wait for the room's node to be known again. It reads
+which nodes are alive: the sockets of one that stopped beating leave this node's rooms, so the
+counts drop within the heartbeat's time to live.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from liveroom.clock import Clock
 from liveroom.cluster.model import (
     HEARTBEAT_TTL_S,
     LEASE_TTL_S,
-    RENEW_EVERY_S,
-    TRUST_MARGIN_S,
     NodeInfo,
     claim_delay_s,
     lease_trusted,
     least_loaded,
+    renew_every_s,
+    trust_margin_s,
 )
-from liveroom.cluster.routing import ClusterRouter
 from liveroom.cluster.store import ClusterStore, Fenced, Lease
 from liveroom.rooms.stage import RoomEnded, RoomState
 from liveroom.tasks import Periodic, Spawned
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 Load = Callable[[], dict[str, int]]
 """The node's load now: ``rooms``, ``sockets``, ``peers``."""
+RoomHook = Callable[[str], Awaitable[None]]
 
 
 class ClusterNode:
@@ -44,7 +47,6 @@ class ClusterNode:
         node_id: str,
         url: str,
         store: ClusterStore,
-        router: ClusterRouter,
         clock: Clock,
         load: Load,
         lease_ttl_s: float = LEASE_TTL_S,
@@ -52,22 +54,33 @@ class ClusterNode:
         self.node_id = node_id
         self.url = url
         self._store = store
-        self._router = router
         self._clock = clock
         self._load = load
         self._ttl = lease_ttl_s
         self.leases: dict[str, Lease] = {}
-        self._renewed_at: float = 0.0
+        self._renewed_at: dict[str, float] = {}
+        """Per room: when the last renewal that succeeded (or the claim) was sent."""
         self._alive: set[str] = set()
         self._beaten = False
         self._cpu_last = (time.monotonic(), time.process_time())
-        self._beat = Periodic("cluster-heartbeat", RENEW_EVERY_S, self.tick, clock)
+        self._beat = Periodic("cluster-heartbeat", renew_every_s(lease_ttl_s), self.tick, clock)
         self._tasks = Spawned("cluster-node")
-        self.lost: list[Callable[[str], Awaitable[None]]] = []
-        """Told of each room whose lease this node lost: let go of it."""
+        self.claimed: list[Callable[[Lease], Awaitable[None]]] = []
+        """Told of each lease this node takes, before the room opens here."""
+        self.lost: list[RoomHook] = []
+        """Told of each room whose lease this node lost while it lived: let go of it."""
+        self.handing_over: list[RoomHook] = []
+        """Told of each room this node lets go on purpose, before its lease is released."""
         self.orphaned: list[Callable[[str], Awaitable[bool]]] = []
         """Told of each open room nobody holds, after this node's turn to claim it came."""
+        self.died: list[RoomHook] = []
+        """Told of each other node whose heartbeat lapsed (its id)."""
+        self.revived: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        """Told when this node finds the others took it for dead (its heartbeat lapsed in a
+        long pause): they dropped its sockets from their rooms."""
         self._taking: set[str] = set()
+        self._releasing: set[str] = set()
+        """Rooms lost whose letting go is in progress: not claimed again meanwhile."""
         self.draining = False
 
     async def start(self) -> None:
@@ -80,8 +93,15 @@ class ClusterNode:
         await self._store.beat(self._info(), HEARTBEAT_TTL_S)
 
     async def hand_over(self) -> None:
-        """Let every lease go: the other nodes take the rooms over (their stage is in Redis)."""
+        """Let every lease go: the other nodes take the rooms over (their stage is in Redis).
+        Each room leaves this node first (:attr:`handing_over`), so what the next node reads
+        is final."""
         for room_id in list(self.leases):
+            for hook in self.handing_over:
+                try:
+                    await hook(room_id)
+                except Exception:
+                    logger.exception("handing room %s over failed; letting it go", room_id)
             await self.let_go(room_id)
 
     async def stop(self) -> None:
@@ -95,12 +115,16 @@ class ClusterNode:
 
     async def claim(self, room_id: str) -> bool:
         """Take ``room_id`` for this node if no node holds it."""
+        asked_at = self._clock.monotonic()
         lease = await self._store.acquire(room_id, self.node_id, self._ttl)
         if lease is None:
             return False
         self.leases[room_id] = lease
+        self._renewed_at[room_id] = asked_at
         await self._store.redis.sadd(self._store.keys.rooms, room_id)
         logger.info("node %s runs room %s (token %d)", self.node_id, room_id, lease.token)
+        for hook in self.claimed:
+            await hook(lease)
         return True
 
     def saw(self, room_id: str, user_id: str, *, guest: bool, market: str | None) -> None:
@@ -109,14 +133,25 @@ class ClusterNode:
 
     async def let_go(self, room_id: str) -> None:
         lease = self.leases.pop(room_id, None)
+        self._renewed_at.pop(room_id, None)
         if lease is not None:
             await self._store.release(lease)
 
     def trusted(self, room_id: str) -> bool:
-        """May this node still act on ``room_id``?"""
-        return room_id in self.leases and lease_trusted(
-            self._renewed_at, time.monotonic(), self._ttl, TRUST_MARGIN_S
+        """May this node still act on ``room_id``? Only while it holds the room's lease and
+        that lease cannot have lapsed yet, with a margin (a long pause, Redis slow or away)."""
+        renewed_at = self._renewed_at.get(room_id)
+        return (
+            room_id in self.leases
+            and renewed_at is not None
+            and lease_trusted(
+                renewed_at, self._clock.monotonic(), self._ttl, trust_margin_s(self._ttl)
+            )
         )
+
+    def releasing(self, room_id: str) -> bool:
+        """This node lost the room's lease and is letting go of it right now."""
+        return room_id in self._releasing
 
     async def place(self) -> str:
         """The node a new room goes to: the least loaded (this one on a near tie)."""
@@ -134,6 +169,10 @@ class ClusterNode:
             return self.node_id
         lease = await self._store.owner(room_id)
         return lease.node_id if lease else None
+
+    async def nodes_now(self) -> set[str]:
+        """The live nodes as Redis has them now (not as at the last tick)."""
+        return {n.id for n in await self._store.nodes()}
 
     @property
     def alive_nodes(self) -> frozenset[str]:
@@ -168,27 +207,32 @@ class ClusterNode:
             await self._store.put_stage(lease, state)
         except Fenced:
             logger.error("node %s: room %s belongs to another node now", self.node_id, state.id)
-            await self._give_up(state.id)
+            self._give_up(state.id)
 
     async def member_left(self, room_id: str, user_id: str) -> None: ...
 
     # --- every second ---------------------------------------------------------------------------
 
     async def tick(self) -> None:
-        started = time.monotonic()
+        started = self._clock.monotonic()
         was_alive = await self._store.beat(self._info(), HEARTBEAT_TTL_S)
         if self._beaten and not was_alive:
             logger.error(
                 "node %s was taken for dead (a long pause?): giving up its rooms", self.node_id
             )
             for room_id in list(self.leases):
-                await self._give_up(room_id)
+                self._give_up(room_id)
+            for hook in self.revived:
+                self._tasks.spawn(hook())
         self._beaten = True
-        lost = await self._store.renew(list(self.leases.values()), self._ttl)
-        self._renewed_at = started
+        leases = list(self.leases.values())
+        lost = await self._store.renew(leases, self._ttl)
+        for lease in leases:
+            if lease not in lost and self.leases.get(lease.room_id) == lease:
+                self._renewed_at[lease.room_id] = started
         for lease in lost:
             logger.error("node %s lost the lease of room %s", self.node_id, lease.room_id)
-            await self._give_up(lease.room_id)
+            self._give_up(lease.room_id)
         nodes = await self._store.nodes()
         alive = {n.id for n in nodes}
         for node_id in self._alive - alive - {self.node_id}:
@@ -199,13 +243,13 @@ class ClusterNode:
             self._tasks.spawn(self._find_orphans(claim_delay_s(nodes, self.node_id)))
 
     async def _died(self, node_id: str) -> None:
-        left = await self._router.node_died(node_id)
-        logger.warning("node %s is gone: %d of its sockets left rooms here", node_id, left)
+        for hook in self.died:
+            await hook(node_id)
 
     async def _find_orphans(self, delay_s: float) -> None:
         """Open rooms nobody holds (their node died): claim them after this node's turn."""
         for room_id in await self._store.open_rooms():
-            if room_id in self.leases or room_id in self._taking:
+            if room_id in self.leases or room_id in self._taking or room_id in self._releasing:
                 continue
             if await self._store.owner(room_id) is None:
                 self._taking.add(room_id)
@@ -224,13 +268,24 @@ class ClusterNode:
         finally:
             self._taking.discard(room_id)
 
-    async def _give_up(self, room_id: str) -> None:
-        self.leases.pop(room_id, None)
-        for hook in self.lost:
-            try:
-                await hook(room_id)
-            except Exception:
-                logger.exception("letting go of room %s failed", room_id)
+    def _give_up(self, room_id: str) -> None:
+        """The lease is lost: this node stops acting on the room at once, and lets go of it off
+        the heartbeat's path (renewing the other leases must not wait for it)."""
+        if self.leases.pop(room_id, None) is None:
+            return
+        self._renewed_at.pop(room_id, None)
+        self._releasing.add(room_id)
+        self._tasks.spawn(self._let_go_lost(room_id))
+
+    async def _let_go_lost(self, room_id: str) -> None:
+        try:
+            for hook in self.lost:
+                try:
+                    await hook(room_id)
+                except Exception:
+                    logger.exception("letting go of room %s failed", room_id)
+        finally:
+            self._releasing.discard(room_id)
 
     def _info(self) -> NodeInfo:
         now, cpu = time.monotonic(), time.process_time()

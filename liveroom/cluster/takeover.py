@@ -10,6 +10,9 @@ from the nodes still alive, its media rebuilt, every member told to renegotiate.
    playlist again. Members whose sockets died with the node start their grace period: they
    reconnect to another node and join again in time to keep their place.
 4. ``rtc:restart`` (reason ``media moved``) to the room: clients offer again, to this node.
+
+A takeover that fails after its claim lets the room go again at once (the lease released), for
+the next node's turn, rather than holding it unrun until this node stops renewing it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 from typing import Any
 
 from liveroom.cluster.bus import Bus
+from liveroom.cluster.handover import Handover
 from liveroom.cluster.node import ClusterNode
 from liveroom.cluster.routing import ClusterRouter, identity_body, identity_of
 from liveroom.cluster.store import ClusterStore
@@ -46,8 +50,10 @@ class Takeover:
         emitter: Emitter,
         members_here: Any,
         stats: StatsService,
+        handover: Handover,
     ) -> None:
         self._stats = stats
+        self._handover = handover
         self._node = node
         self._store = store
         self._bus = bus
@@ -63,6 +69,15 @@ class Takeover:
         previous = await self._store.stage_writer(room_id)  # before this node writes it
         if not await self._node.claim(room_id):
             return False  # another node was quicker
+        try:
+            return await self._run(room_id, previous)
+        except Exception:
+            logger.exception("room %s: taking it over failed; letting it go", room_id)
+            await self._handover.leave(room_id, write_figures=False)
+            await self._node.let_go(room_id)
+            return False
+
+    async def _run(self, room_id: str, previous: str | None) -> bool:
         state = await self._store.stage(room_id)
         if state is None:
             state = await self._rooms.stored(room_id)
@@ -77,8 +92,11 @@ class Takeover:
         for user_id, (guest, market) in (await self._store.listeners(room_id)).items():
             self._stats.joined(room_id, user_id, guest=guest, market=market)
             self._stats.left(room_id, user_id)
-        # Every node but the one that ran the room (dead, or gone on purpose), at once.
-        nodes = (self._node.alive_nodes | {self._node.node_id}) - {previous}
+        # Every node but the one that ran the room, at once: it is dead, or going away on
+        # purpose, or it lost the room while it lived and sends its members here itself. When
+        # that node is this one (the room lost and taken back), its members are gathered too.
+        me = self._node.node_id
+        nodes = (self._node.alive_nodes | {me}) - ({previous} - {me})
         joined = sum(await asyncio.gather(*(self._gather(room_id, n) for n in sorted(nodes))))
         await self._rooms.settle(room_id)
         restart = {"room_id": room_id, "reason": "media moved"}
@@ -106,12 +124,8 @@ class Takeover:
         joined = 0
         for member in found.get("members", []):
             caller = Caller(str(member["sid"]), identity_of(member["identity"]))
-            if node_id != self._node.node_id:
-                self._router.remote.note(caller.sid, node_id, caller.identity.user_id)
             payload = {"room_id": room_id, **({"market": m} if (m := member.get("market")) else {})}
-            # Not the member's own join: no rate limit is charged for it.
-            ack = await self._signaling.run_forwarded(caller, "room:join", payload, charge=False)
-            joined += bool(ack.get("ok"))
+            joined += await self._router.join_found(caller, node_id, payload)
         return joined
 
     async def _members(self, body: dict[str, Any]) -> dict[str, Any]:

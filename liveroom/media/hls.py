@@ -71,6 +71,9 @@ REPLAY_PLAYLIST = "replay.m3u8"
 RECORDED_INDEX = "recorded.idx"
 """One line per recorded segment (``sequence duration discontinuity``): what a restarted room's
 replay starts from. Never served (only the playlists and segments are)."""
+SEQUENCE_FLOOR = "sequence.floor"
+"""Several nodes: the least media sequence number the room's next packager here starts at,
+written by a node taking the room over (:func:`number_from`). Never served."""
 SEGMENT_NAME = re.compile(r"seg-(\d+)\.ts")
 """What a segment is called; nothing else in a room's directory is a segment (temporary files
 start with a dot)."""
@@ -93,6 +96,14 @@ _TS_OPTIONS = {"max_delay": "2000000"}
 
 def segment_name(sequence: int) -> str:
     return f"seg-{sequence:06d}.ts"
+
+
+def number_from(directory: Path, sequence: int) -> None:
+    """The room's next packager numbers its segments from ``sequence`` at least: a room taken
+    over from another node, whose segments are not in this node's ``directory``, never goes
+    back to numbers a player or a cache saw from there. Blocking (a small write)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_atomically(directory / SEQUENCE_FLOOR, f"{sequence}\n".encode())
 
 
 @dataclass
@@ -276,21 +287,30 @@ class HlsPackager:
 
     def _first_sequence(self) -> int:
         """Carry on numbering after segments already in the directory (a room that restarted),
-        so no name ever means two files to a cache, and mark the seam as a discontinuity."""
+        or from the floor a node taking the room over set (:func:`number_from`), whichever is
+        higher, so no name ever means two files to a cache; mark the seam as a discontinuity."""
         try:
             names = os.listdir(self.directory)
         except OSError:
             return 0
+        floor = self._sequence_floor()
+        self._lost = floor > 0  # taken over: the seam with the other node's segments
         numbers = sorted(int(m.group(1)) for name in names if (m := SEGMENT_NAME.fullmatch(name)))
         if not numbers:
-            return 0
+            return floor
         if self.recording:  # the replay goes on from what was recorded before
             self._recorded = self._read_index(set(numbers))
             self._discontinuities = sum(s.discontinuity for s in self._recorded)
         else:  # they are past any window now: delete them in turn
             self._on_disk.extend(segment_name(n) for n in numbers)
         self._lost = True
-        return numbers[-1] + 1
+        return max(numbers[-1] + 1, floor)
+
+    def _sequence_floor(self) -> int:
+        try:
+            return max(0, int((self.directory / SEQUENCE_FLOOR).read_text().strip() or 0))
+        except (OSError, ValueError):
+            return 0
 
     def _read_index(self, on_disk: set[int]) -> list[Segment]:
         """The recorded segments still on disk, from the index (a torn last line is skipped)."""

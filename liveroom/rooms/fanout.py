@@ -35,6 +35,12 @@ def room_channel(room_id: str) -> str:
     return f"room:{room_id}"
 
 
+def user_channel(user_id: str) -> str:
+    """The Socket.IO room every socket of ``user_id`` is in, on whichever node (a reminder, a
+    changed block list: one emit reaches all of them)."""
+    return f"user:{user_id}"
+
+
 class Emitter(Protocol):
     """The part of python-socketio's ``AsyncServer`` the rooms feature uses."""
 

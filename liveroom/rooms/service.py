@@ -22,7 +22,14 @@ from liveroom.config import DEFAULT_REACTIONS
 from liveroom.errors import Conflict, Forbidden, Gone, Internal, Invalid, LiveroomError, NotFound
 from liveroom.permissions import STAFF, Role, Standing
 from liveroom.rooms import model
-from liveroom.rooms.fanout import Due, Emitter, ReactionsDue, counts_without, room_channel
+from liveroom.rooms.fanout import (
+    Due,
+    Emitter,
+    ReactionsDue,
+    counts_without,
+    room_channel,
+    user_channel,
+)
 from liveroom.rooms.participation import ParticipationLog
 from liveroom.rooms.presence import Member, Presence
 from liveroom.rooms.stage import (
@@ -83,6 +90,10 @@ IsConnected = Callable[[str], bool]
 
 Claim = Callable[[str], Awaitable[bool]]
 """Several nodes: take a room for this node (``False``: another node has it)."""
+Runs = Callable[[str], bool]
+"""Several nodes: whether this node may act on an open room now (it holds a lease it trusts)."""
+ServerBanned = Callable[[Identity, str], Awaitable[None]]
+"""Several nodes: told of a server-wide ban made here, to make it on every other node."""
 
 
 class StageObserver(Protocol):
@@ -156,6 +167,10 @@ class RoomService:
         self._admins: set[str] = set()  # users seen with the admin grant (operator-issued: few)
         self.claim: Claim | None = None
         """Several nodes: a room is opened here only if this node could claim it."""
+        self.runs: Runs = lambda _room_id: True
+        """Several nodes: the timers act only on rooms whose lease this node trusts."""
+        self.server_banned: list[ServerBanned] = []
+        """Several nodes: told of each server-wide ban made here, before the admin's ack."""
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -326,6 +341,31 @@ class RoomService:
         logger.info("room %s adopted at version %d", state.id, state.version)
         return True
 
+    async def let_go(self, room_id: str) -> RoomState | None:
+        """Several nodes: another node runs ``room_id`` from now on (this one lost its lease,
+        or hands the room over). The room leaves this node without a write or a word to anyone
+        — it goes on there — and its members' presence here with it (their sockets stay in the
+        room's Socket.IO room, so what its new node sends reaches them). The state it had here,
+        or ``None`` if it was not open here. The features are told by the caller."""
+        async with self._lock(room_id):
+            state = self._live.get(room_id)
+            if state is None:
+                return None
+            self._live.drop(room_id)
+            for member in list(self.presence.members(room_id)):
+                for sid in list(member.sids):
+                    self.presence.exit(room_id, sid, member.user_id)
+            self._participation.close_room(room_id)
+            self._due.forget(room_id)
+        self._lock.drop(room_id)
+        logger.info(
+            "room %s let go at version %d: another node runs it",
+            room_id,
+            state.version,
+            extra={"room_id": room_id},
+        )
+        return state
+
     async def stored(self, room_id: str) -> RoomState | None:
         """An open room as SQL has it, as after a restart (several nodes: a taken-over room
         whose stage its node never wrote to Redis)."""
@@ -472,12 +512,20 @@ class RoomService:
             await self._records.set_reminder(room_id, identity.user_id, on, self._clock.now_ms())
 
     async def ban_everywhere(self, actor: Identity, user_id: str) -> None:
-        """An admin's server-wide ban: written, then the user is removed (and banned) from every
-        room they are in or hold a seat in, through the stage model like any removal; a room
-        they host is handed over or ended as if they left; their sockets are closed."""
+        """An admin's server-wide ban: written, then made here (:meth:`banned_everywhere`) and,
+        with several nodes, on every other node before this returns."""
         await self._records.ban_everywhere(user_id, actor.user_id, self._clock.now_ms())
+        await self.banned_everywhere(actor, user_id)
+        for hook in self.server_banned:
+            await hook(actor, user_id)
+
+    async def banned_everywhere(self, actor: Identity, user_id: str) -> None:
+        """A server-wide ban (written already): from now on the user cannot connect or join
+        here; they are removed (and banned) from every room run here that they are in or hold a
+        seat in, through the stage model like any removal; a room they host is handed over or
+        ended as if they left; their sockets here are closed."""
         self._server_bans.add(user_id)
-        for state in self._live:
+        for state in list(self._live):
             seated = any(p.id == user_id for p in state.people)
             if not seated and not self.presence.is_present(state.id, user_id):
                 continue
@@ -670,9 +718,8 @@ class RoomService:
         state = self._live.get(room_id)
         if state is not None:
             self._started(state, reminded)
-        for user_id in reminded:
-            for sid in self._sids_of_user(user_id):
-                await self._emit.emit("room:started", payload, to=sid)
+        for user_id in reminded:  # wherever they are connected
+            await self._emit.emit("room:started", payload, room=user_channel(user_id))
 
     def _started(self, state: RoomState, reminded: Sequence[str]) -> None:
         for hook in self.starts:
@@ -730,7 +777,7 @@ class RoomService:
         now_ms, now = self._clock.now_ms(), self._clock.monotonic()
         for state in self._live:
             deadline = model.next_deadline(state)
-            if deadline is not None and deadline <= now_ms:
+            if deadline is not None and deadline <= now_ms and self.runs(state.id):
                 try:
                     await self.apply(state.id, Expire(), SERVER)
                 except Exception:

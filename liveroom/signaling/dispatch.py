@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from socketio.exceptions import ConnectionRefusedError as SioConnectionRefused
 
@@ -25,6 +25,7 @@ from liveroom.errors import Conflict, Internal, Invalid, LiveroomError, RateLimi
 from liveroom.logs import log_context
 from liveroom.permissions import authorize
 from liveroom.ratelimit import PER_IP, RateLimits, ip_key
+from liveroom.rooms.fanout import user_channel
 from liveroom.signaling.payloads import Payload, parse
 from liveroom.signaling.registry import Ack, EventContext, EventRegistry, Handler
 from liveroom.signaling.tally import Tally
@@ -32,6 +33,8 @@ from liveroom.signaling.transport import LiveroomSocketServer
 from liveroom.users.service import UserDirectory
 
 logger = logging.getLogger(__name__)
+
+_Answer = TypeVar("_Answer", Ack, Ack | None)
 
 
 @dataclass
@@ -63,6 +66,10 @@ class Router(Protocol):
         self, caller: Caller, event: str, handler: Handler[Any], payload: Payload, data: Any
     ) -> Ack | None: ...
 
+
+Here = Callable[[Handler[Any], Payload], Awaitable[bool]]
+"""Several nodes: whether a forwarded event, parsed, is for this node to run (``False``: its
+room is run elsewhere now, or not to be acted on here yet)."""
 
 ConnectGuard = Callable[[Identity], Awaitable[None]]
 """Runs before a connection is accepted; raising a :class:`LiveroomError` refuses it."""
@@ -120,6 +127,8 @@ class Signaling:
             raise SioConnectionRefused(e.message) from None
         self.connections[sid] = Connection(sid, identity, remote, accept_language_region(languages))
         self._by_user.setdefault(identity.user_id, set()).add(sid)
+        # What is for the user wherever they are connected (several nodes: on every node).
+        await self.sio.enter_room(sid, user_channel(identity.user_id))
         self._users.seen(identity)
         logger.debug("user %s connected as %s", identity.user_id, sid)
 
@@ -164,23 +173,34 @@ class Signaling:
             return await self._answered(event, conn.identity, self._dispatch(conn, event, args))
 
     async def run_forwarded(
-        self, caller: Caller, event: str, data: Any, *, charge: bool = True
-    ) -> Ack:
+        self,
+        caller: Caller,
+        event: str,
+        data: Any,
+        *,
+        charge: bool = True,
+        here: Here | None = None,
+    ) -> Ack | None:
         """An event a socket on another node sent, for a room this node runs: parsed again,
         then authorized and run as if the socket were here (the sender charged its per-socket
-        limits). The whole ack, ``ok`` included."""
+        limits). The whole ack, ``ok`` included; ``None`` when ``here`` said the event is not
+        this node's to run (nothing was done: the sender asks the room's node again)."""
 
-        async def forwarded() -> Ack:
+        async def forwarded() -> Ack | None:
             handler = self.registry.handlers.get(event)
             if handler is None:
                 raise Invalid(f"unknown event {event[:64]!r}")
             payload = parse(handler.payload, data)
+            if here is not None and not await here(handler, payload):
+                return None
             return {"ok": True, **await self.run(caller, handler, payload, charge=charge)}
 
         with log_context(user_id=caller.identity.user_id, room_id=_room_named((data,))):
             return await self._answered(event, caller.identity, forwarded())
 
-    async def _answered(self, event: str, identity: Identity, work: Awaitable[Ack]) -> Ack:
+    async def _answered(
+        self, event: str, identity: Identity, work: Awaitable[_Answer]
+    ) -> _Answer | Ack:
         """The ack of ``work``: a refusal as its error, anything else as ``internal``, logged."""
         try:
             return await work

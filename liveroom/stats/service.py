@@ -214,6 +214,25 @@ class StatsService:
         except Exception:
             logger.exception("stats: writing the end of room %s failed; retried", room_id)
 
+    async def moved(self, room_id: str, *, write: bool) -> None:
+        """Several nodes: another node counts ``room_id`` from now on, on from the figures in
+        SQL; this one stops, and never writes the room's figures again (they would overwrite
+        the new node's). ``write``: handing the room over on purpose, its figures are written
+        first, for the next node to carry on from; else (the lease was lost, and the node that
+        has it may have carried on already) they are dropped: at most one interval of it."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        if write and room.loading is not None:
+            await asyncio.gather(room.loading, return_exceptions=True)
+        if write:
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception("stats: room %s moved before its figures were written", room_id)
+        self._rooms.pop(room_id, None)
+        logger.info("stats: room %s is counted on another node now", room_id)
+
     # --- reading --------------------------------------------------------------------------------
 
     def replay_played(self, room_id: str) -> None:

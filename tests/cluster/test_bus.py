@@ -1,9 +1,11 @@
-"""Two nodes' Socket.IO servers on one real Redis: emits reach sockets on the other node, calls
-get their replies, and emits to a socket whose event runs elsewhere wait for its ack."""
+"""Two nodes' Socket.IO servers on one real Redis: emits reach sockets on the other node (a
+personal one through that node's inbox only, in order with the room's broadcasts), calls get
+their replies, and emits to a socket whose event runs elsewhere wait for its ack."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,16 +14,18 @@ from typing import Any
 import pytest
 import socketio
 from aiohttp import web
+from redis.asyncio import Redis
 
 from liveroom.cluster.bus import Bus, ClusterManager, NodeGone, RemoteError
 from liveroom.cluster.model import Keys
 from liveroom.errors import Conflict
+from liveroom.signaling.transport import LiveroomSocketServer
 from tests.fakes import eventually
 
 
 @dataclass
 class Node:
-    sio: socketio.AsyncServer
+    sio: LiveroomSocketServer
     manager: ClusterManager
     bus: Bus
     url: str
@@ -30,7 +34,7 @@ class Node:
 
 async def start_node(redis_url: str, keys: Keys, node_id: str, alive: set[str]) -> Node:
     manager = ClusterManager(redis_url, keys, node_id)
-    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
+    sio = LiveroomSocketServer(queue_limit=100, async_mode="aiohttp", client_manager=manager)
     app = web.Application()
     sio.attach(app)
     runner = web.AppRunner(app)
@@ -118,6 +122,43 @@ async def test_a_call_gets_its_reply_or_the_reason_it_failed(nodes: tuple[Node, 
         await a.bus.call("c", "echo", {"text": "x"})  # not alive: fails at once
 
 
+async def test_personal_messages_go_to_their_sockets_node_only_in_order(
+    nodes: tuple[Node, Node], redis_url: str
+) -> None:
+    a, b = nodes
+    await subscribed(a)
+    await subscribed(b)
+    spy = Redis.from_url(redis_url)
+    shared = spy.pubsub(ignore_subscribe_messages=True)
+    await shared.subscribe(a.manager.keys.sio_channel)  # what every node reads
+    await shared.get_message(timeout=1)  # subscribed
+    fan, got = await client(b)
+    try:
+        sid = fan.get_sid()
+        a.manager.node_of = lambda s: "b" if s == sid else None  # as the room's node learns it
+        await a.sio.enter_room(sid, "room:r1")
+        await eventually(lambda: "room:r1" in b.sio.rooms(sid), timeout=5)
+        for n in range(5):
+            await a.sio.emit("room:count", {"n": n}, room="room:r1")
+            await a.sio.emit("you", {"n": n}, to=sid)
+        await eventually(lambda: len(got) == 10, timeout=5)
+        assert got == [(e, {"n": n}) for n in range(5) for e in ("room:count", "you")]
+        # One of B's own sockets: nothing is published at all.
+        await b.sio.emit("yours", {"here": True}, to=sid)
+        await eventually(lambda: len(got) == 11, timeout=5)
+
+        published = []
+        for _ in range(10):  # what arrived, and a while longer
+            message = await shared.get_message(timeout=0.05)
+            if message is not None:
+                published.append(json.loads(message["data"]))
+        assert [(m["method"], m.get("room")) for m in published] == [("emit", "room:r1")] * 5
+    finally:
+        await fan.disconnect()
+        await shared.aclose()  # type: ignore[no-untyped-call]
+        await spy.aclose()
+
+
 async def test_emits_to_a_socket_wait_for_the_ack_of_its_event_run_elsewhere(
     nodes: tuple[Node, Node],
 ) -> None:
@@ -127,6 +168,7 @@ async def test_emits_to_a_socket_wait_for_the_ack_of_its_event_run_elsewhere(
     fan, got = await client(b)
     try:
         sid = fan.get_sid()
+        a.manager.node_of = lambda s: "b" if s == sid else None  # to B's inbox
         async with b.manager.hold(sid):
             await a.sio.emit("room:state", {"version": 1}, to=sid)
             await eventually(lambda: b.manager.holding(sid) == 1, timeout=5)  # arrived, waits

@@ -7,10 +7,13 @@ import pytest
 from liveroom.cluster.model import (
     NodeInfo,
     claim_delay_s,
+    first_media_sequence,
     holder,
     lease_trusted,
     least_loaded,
     parse_holder,
+    renew_every_s,
+    trust_margin_s,
 )
 
 
@@ -49,6 +52,22 @@ def test_the_least_loaded_node_claims_first() -> None:
 )
 def test_an_owner_stops_trusting_its_lease_before_it_could_lapse(now: float, trusted: bool) -> None:
     assert lease_trusted(renewed_at_s=0.0, now_s=now, ttl_s=5.0, margin_s=1.5) is trusted
+
+
+@pytest.mark.parametrize(
+    ("ttl", "margin", "renew_every"), [(5.0, 1.5, 1.0), (3.0, 0.9, 1.0), (1.5, 0.45, 0.5)]
+)
+def test_a_shorter_lease_is_renewed_more_often_and_trusted_as_long_a_share(
+    ttl: float, margin: float, renew_every: float
+) -> None:
+    assert trust_margin_s(ttl) == pytest.approx(margin)
+    assert renew_every_s(ttl) == pytest.approx(renew_every)
+    assert renew_every < ttl - margin  # renewed while still trusted, with time to spare
+
+
+@pytest.mark.parametrize(("token", "first"), [(1, 0), (2, 1_000_000_000), (7, 6_000_000_000)])
+def test_each_owner_of_a_room_numbers_its_hls_past_the_ones_before(token: int, first: int) -> None:
+    assert first_media_sequence(token) == first
 
 
 def test_heartbeats_and_holders_round_trip() -> None:

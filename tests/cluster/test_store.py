@@ -11,10 +11,12 @@ import pytest
 from redis.asyncio import Redis
 
 from liveroom.cluster.model import Keys, NodeInfo
+from liveroom.cluster.node import ClusterNode
 from liveroom.cluster.store import ClusterStore, Fenced
 from liveroom.permissions import Role
 from liveroom.rooms.model import new_room
 from liveroom.rooms.stage import Invitation, RoomState, UserInfo
+from tests.fakes import FakeClock, eventually
 
 
 @pytest.fixture
@@ -73,6 +75,8 @@ async def test_the_stage_only_moves_forward_and_only_by_the_lease_holder(
     assert not await store.put_stage(lease, replace(state, title="Late, older"))  # version 3
     assert not await store.put_stage(lease, replace(moved_on, title="Same version"))
     assert await store.release(lease)
+    with pytest.raises(Fenced):  # a lapsed lease, nobody holding it
+        await store.put_stage(lease, replace(moved_on, version=5))
     thief = await store.acquire("r1", "b", 5)
     assert thief is not None
     with pytest.raises(Fenced):  # the old owner, back from a pause
@@ -94,3 +98,29 @@ async def test_heartbeats_list_live_nodes_and_tell_a_node_it_was_taken_for_dead(
     assert await store.beat(NodeInfo("b", "http://b"), 5) is False  # lapsed: drop everything
     await store.leave("a")
     assert [n.id for n in await store.nodes()] == ["b"]
+
+
+async def test_an_owner_acts_on_its_lease_only_while_it_cannot_have_lapsed(
+    store: ClusterStore, fake_clock: FakeClock
+) -> None:
+    node = ClusterNode("a", "http://a", store, fake_clock, dict, lease_ttl_s=5)
+    lost: list[str] = []
+
+    async def let_go(room_id: str) -> None:
+        lost.append(room_id)
+
+    node.lost.append(let_go)
+    assert await node.claim("r1")
+    assert node.trusted("r1")
+    await fake_clock.advance(3.4)  # no renewal since: a pause
+    assert node.trusted("r1")
+    await fake_clock.advance(0.2)  # it could lapse within the margin: not acted on
+    assert not node.trusted("r1")
+    await node.tick()  # renewed
+    assert node.trusted("r1")
+    await store.redis.delete(store.keys.lease("r1"))  # lapsed, or another node's now
+    await node.tick()
+    assert not node.trusted("r1")
+    assert "r1" not in node.leases
+    await eventually(lambda: lost == ["r1"])
+    await node.stop()

@@ -5,60 +5,26 @@ of there, with the room's events reaching them and the count exact."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from liveroom.app import CLUSTER, ROOMS, RunningServer, start_server
-from liveroom.client import LiveroomClient
-from liveroom.config import Config
-from liveroom.db.migrate import upgrade
-from liveroom.db.session import create_engine
+from liveroom.app import ROOMS
+from liveroom.client import CallFailed, LiveroomClient
 from liveroom.errors import NotFound
+from tests.cluster.conftest import TwoNodes
 from tests.conftest import make_token
-from tests.fakes import eventually
 
 
-@pytest.fixture
-async def two_nodes(
-    config: Config, redis_url: str, tmp_path: Path
-) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
-    database = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-    engine = create_engine(database)
-    await upgrade(engine)  # before either node starts: they would race to migrate
-    await engine.dispose()
-    shared = replace(
-        config,
-        database_url=database,
-        redis_url=redis_url,
-        cluster_name=f"t-{uuid.uuid4().hex[:8]}",
-    )
-    a = await start_server(replace(shared, node_id="a", data_dir=tmp_path / "a"))
-    b = await start_server(replace(shared, node_id="b", data_dir=tmp_path / "b"))
-    await eventually(lambda: "b" in a.app[CLUSTER].node.alive_nodes, timeout=5)
-    await eventually(lambda: "a" in b.app[CLUSTER].node.alive_nodes, timeout=5)
-    yield a, b
-    await b.stop()
-    await a.stop()
-
-
-async def test_a_fan_on_another_node_takes_part_in_the_room(
-    two_nodes: tuple[RunningServer, RunningServer],
-) -> None:
-    a, b = two_nodes
-    host = await LiveroomClient.connect(a.url, make_token("artist", "Artist", host=True))
+async def test_a_fan_on_another_node_takes_part_in_the_room(two_nodes: TwoNodes) -> None:
+    host = await LiveroomClient.connect(two_nodes.a.url, make_token("artist", "Artist", host=True))
     fan: LiveroomClient | None = None
     try:
         created = await host.request("room:create", {"title": "Across nodes"})
         room_id = created["room"]["id"]
         await host.request("room:join", {"room_id": room_id})
         # The room went to the least loaded node; the fan connects to the other one.
-        if room_id not in a.app[CLUSTER].node.leases:
-            a, b = b, a
-        assert room_id in a.app[CLUSTER].node.leases
+        running, other = two_nodes.running(room_id)
+        a, b = running.server, other.server
         fan = await LiveroomClient.connect(b.url, make_token("fan", "Fan"))
 
         joined = await fan.request("room:join", {"room_id": room_id})
@@ -92,3 +58,25 @@ async def test_a_fan_on_another_node_takes_part_in_the_room(
         await host.next_event("room:count", lambda e: e["listeners"] == 1, timeout=10)
     finally:
         await asyncio.gather(host.close(), *([fan.close()] if fan else []))
+
+
+async def test_the_rooms_node_forgets_the_sockets_of_others_that_left(two_nodes: TwoNodes) -> None:
+    """What the room's node remembers of other nodes' sockets stays within its rooms' members:
+    one that left the room, or only asked something, is forgotten though still connected."""
+    host = await two_nodes.client(two_nodes.a, "artist", host=True)
+    room_id = (await host.request("room:create", {"title": "Comings and goings"}))["room"]["id"]
+    running, other = two_nodes.running(room_id)
+    remote = running.cluster.router.remote
+    fans = [await two_nodes.client(other, f"fan-{i}") for i in range(3)]
+    for fan in fans:
+        await fan.request("room:join", {"room_id": room_id})
+    assert len(remote) == 3
+    for fan in fans[:2]:
+        await fan.request("room:leave", {"room_id": room_id})
+    await fans[2].request("qa:list", {"room_id": room_id})
+    assert set(remote.sockets) == {fans[2].sio.get_sid()}  # the member who stayed
+    visitor = await two_nodes.client(other, "visitor")
+    for event, payload in (("qa:list", {}), ("room:remind", {"on": True})):
+        with pytest.raises(CallFailed):  # refused there: not remembered either
+            await visitor.request(event, {"room_id": room_id, **payload})
+    assert set(remote.sockets) == {fans[2].sio.get_sid()}

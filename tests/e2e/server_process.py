@@ -92,6 +92,16 @@ class ServerProcess:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
 
+    def pause(self) -> None:
+        """SIGSTOP: the process stops dead with its sockets open (a long pause: a frozen VM)."""
+        assert self.proc is not None and self.proc.returncode is None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: it carries on from where it stopped, as if no time had passed."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGCONT)
+
     async def kill(self) -> None:
         """SIGKILL, and wait for the process to be gone."""
         self.kill_now()
@@ -194,14 +204,19 @@ class Cluster:
         await engine.dispose()
         await asyncio.gather(*(node.start() for node in self.nodes.values()))
 
-    async def owner(self, room_id: str) -> str:
-        """The node whose lease holds the room now."""
+    async def owner(self, room_id: str, *, other_than: str | None = None) -> str:
+        """The node whose lease holds the room now; ``other_than``: waiting (bounded) until a
+        node other than that one holds it."""
         redis = Redis.from_url(self.redis_url)
         try:
-            value = await redis.get(Keys(self.name).lease(room_id))
+            async with asyncio.timeout(15):
+                while True:
+                    holder = parse_holder(await redis.get(Keys(self.name).lease(room_id)))
+                    if other_than is None or (holder is not None and holder[0] != other_than):
+                        break
+                    await asyncio.sleep(0.1)
         finally:
             await redis.aclose()
-        holder = parse_holder(value)
         assert holder is not None, f"nobody runs room {room_id}"
         return holder[0]
 
@@ -230,6 +245,8 @@ class Cluster:
         for audio in self.audio:
             with contextlib.suppress(Exception):
                 await audio.close()
+        for node in self.nodes.values():
+            node.resume()
         await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
         for node in self.nodes.values():
             await node.kill()

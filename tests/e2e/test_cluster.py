@@ -95,6 +95,25 @@ async def test_members_on_three_nodes_share_one_room(cluster: Cluster) -> None:
             async with http.get(f"{elsewhere}/hls/{room_id}/{name}") as reply:
                 assert reply.status == 404, name
 
+    # The room's node stops dead for longer than its lease (a frozen VM); another node takes
+    # the room over meanwhile. Back, the old node runs the room no more: a member whose socket
+    # is on it takes part where the room runs now, and the listener hears the speaker from there.
+    near = await cluster.client(owner, "near")
+    await near.request("room:join", {"room_id": room_id})
+    await host.next_event("room:count", lambda e: e["listeners"] == 5, timeout=15)
+    cluster.nodes[owner].pause()
+    new_owner = await cluster.owner(room_id, other_than=owner)
+    cluster.nodes[owner].resume()
+    host.clear("room:count")
+    await near.next_event("rtc:restart", timeout=15)  # told by the room's new node
+    await near.request("qa:ask", {"room_id": room_id, "text": "Back from the pause?"})
+    async with asyncio.timeout(20):
+        while await heard_now(hearing, timeout=20) < 0.3:
+            pass
+    assert await cluster.owner(room_id) == new_owner, cluster.output()
+    await host.next_event("room:count", lambda e: e["listeners"] == 5, timeout=15)
+    assert "Traceback" not in cluster.output(), cluster.output()
+
 
 async def test_the_rooms_node_killed_its_room_lives_on_another(cluster: Cluster) -> None:
     people, room_id, owner = await _room_with_speaker_and_listener_elsewhere(cluster)

@@ -309,6 +309,29 @@ def test_a_room_restarted_on_the_same_directory_numbers_on(
     assert [s.discontinuity for s in replay.segments][:4] == [False, False, True, False]
 
 
+def test_a_room_taken_over_numbers_from_the_floor_its_node_set(
+    tmp_path: Path, packagers: MakePackager
+) -> None:
+    """Several nodes with media dirs of their own: the node taking a room over sets a floor past
+    anything another node wrote; its own older segments of the room count too."""
+    fresh = tmp_path / "fresh"
+    hls.number_from(fresh, 2_000_000_000)
+    taken = packagers(fresh)
+    push_all(taken, tones([(440, 2.0)]))
+    assert taken.drain(10)
+    live = read_playlist(fresh / LIVE_PLAYLIST)
+    assert live.tags["#EXT-X-MEDIA-SEQUENCE"] == "2000000000"
+    assert [s.uri for s in live.segments] == ["seg-2000000000.ts", "seg-2000000001.ts"]
+    assert live.segments[0].discontinuity  # the other node's timestamps do not run on here
+
+    hls.number_from(fresh, 5)  # a lower floor never takes numbers back
+    taken.close()
+    again = packagers(fresh)
+    push_all(again, tones([(440, 2.0)]))
+    assert again.drain(10)
+    assert on_disk(fresh)[-2:] == ["seg-2000000002.ts", "seg-2000000003.ts"]
+
+
 def test_recording_switched_off_and_on_leaves_a_marked_gap_in_the_replay(
     tmp_path: Path, packagers: MakePackager
 ) -> None:

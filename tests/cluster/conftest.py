@@ -1,0 +1,101 @@
+"""Two nodes in one process on one database and one real Redis (a private ``redis-server``),
+each on a clock a test can hold as in a long pause of its process."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from liveroom.app import CLUSTER, RunningServer, start_server
+from liveroom.client import LiveroomClient
+from liveroom.cluster.model import Keys
+from liveroom.cluster.setup import Cluster
+from liveroom.config import Config
+from liveroom.db.migrate import upgrade
+from liveroom.db.session import create_engine
+from tests.conftest import make_token
+from tests.fakes import StallableClock, eventually
+
+LEASE_TTL_S = 1.5
+"""Short leases: renewed every half second, trusted for a second after each renewal."""
+
+
+@dataclass
+class Node:
+    server: RunningServer
+    clock: StallableClock
+
+    @property
+    def id(self) -> str:
+        return self.cluster.node.node_id
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def cluster(self) -> Cluster:
+        return self.server.app[CLUSTER]
+
+
+@dataclass
+class TwoNodes:
+    a: Node
+    b: Node
+    redis: Redis
+    keys: Keys
+    clients: list[LiveroomClient] = field(default_factory=list)
+
+    async def client(self, node: Node, user_id: str, **claims: Any) -> LiveroomClient:
+        client = await LiveroomClient.connect(node.url, make_token(user_id, **claims))
+        self.clients.append(client)
+        return client
+
+    def running(self, room_id: str) -> tuple[Node, Node]:
+        """The node that runs the room, and the other one."""
+        if room_id in self.a.cluster.node.leases:
+            return self.a, self.b
+        assert room_id in self.b.cluster.node.leases, f"no node runs room {room_id}"
+        return self.b, self.a
+
+
+@pytest.fixture
+async def two_nodes(config: Config, redis_url: str, tmp_path: Path) -> AsyncIterator[TwoNodes]:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    engine = create_engine(database)
+    await upgrade(engine)  # before either node starts: they would race to migrate
+    await engine.dispose()
+    keys = Keys(f"t-{uuid.uuid4().hex[:8]}")
+    shared = replace(
+        config,
+        database_url=database,
+        redis_url=redis_url,
+        cluster_name=keys.namespace,
+        lease_ttl_s=LEASE_TTL_S,
+    )
+    nodes = []
+    for node_id in ("a", "b"):
+        clock = StallableClock()
+        server = await start_server(
+            replace(shared, node_id=node_id, data_dir=tmp_path / node_id), clock=clock
+        )
+        nodes.append(Node(server, clock))
+    a, b = nodes
+    await eventually(lambda: "b" in a.cluster.node.alive_nodes, timeout=5)
+    await eventually(lambda: "a" in b.cluster.node.alive_nodes, timeout=5)
+    redis = Redis.from_url(redis_url)
+    both = TwoNodes(a, b, redis, keys)
+    yield both
+    for node in (a, b):
+        node.clock.resume()
+    await asyncio.gather(*(c.close() for c in both.clients))
+    await b.server.stop()
+    await a.server.stop()
+    await redis.aclose()
