@@ -7,8 +7,8 @@ listeners, in several worker processes, and this driver — pinned to core 1:
 
 1. **liveroom**: ``liveroom serve`` in a subprocess; a host (in this driver) creates a live room,
    unmutes and publishes a 440 Hz tone; N listeners each connect with their own token, join and
-   offer ``recvonly``. The server encodes the program mix once per 20 ms and every listener's
-   sender packs that same packet.
+   offer ``recvonly``. The server encodes the program mix once per 20 ms and one loop per room
+   sends that same packet to every listener.
 2. **baseline**: a minimal aiortc server (this file, ``--baseline-server PORT``, a tiny aiohttp
    ``POST /offer``) where every listener's sender reads its own PCM tone track, so aiortc
    encodes once per listener — the design's anti-pattern.

@@ -23,6 +23,7 @@ from typing import Any
 from aioice.ice import StunProtocol
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from aiortc.utils import uint16_add
@@ -79,35 +80,36 @@ class Route:
 
     @property
     def ready(self) -> bool:
-        return self._dtls.state == "connected" and self._pair() is not None
+        return self._dtls._state is DtlsState.CONNECTED and self._pair() is not None
 
     def send(self, packet: bytes) -> int:
         """Protect and send one RTP packet; the bytes sent (0: not connected, not sent)."""
-        if self._dtls.state != "connected":
+        dtls = self._dtls
+        if dtls._state is not DtlsState.CONNECTED:
             return 0
         pair = self._pair()
         if pair is None:
             return 0
-        protected: bytes = self._dtls._tx_srtp.protect(packet)
         protocol = pair.protocol
         if type(protocol) is StunProtocol:  # host or server-reflexive: a plain UDP socket
             transport = protocol.transport
             if transport is None or transport.is_closing():
                 return 0
+            protected: bytes = dtls._tx_srtp.protect(packet)
             transport.sendto(protected, pair.remote_addr)
-        elif len(self._relayed) < MAX_RELAYED_IN_FLIGHT:  # through TURN: may bind a channel
-            task = asyncio.get_running_loop().create_task(
-                protocol.send_data(protected, pair.remote_addr)
-            )
-            self._relayed.add(task)
-            task.add_done_callback(_relayed_done(self._relayed))
-        else:
+            return len(protected)
+        if len(self._relayed) >= MAX_RELAYED_IN_FLIGHT:
             return 0
+        protected = dtls._tx_srtp.protect(packet)  # through TURN: it may bind a channel first
+        task = asyncio.get_running_loop().create_task(
+            protocol.send_data(protected, pair.remote_addr)
+        )
+        self._relayed.add(task)
+        task.add_done_callback(_relayed_done(self._relayed))
         return len(protected)
 
     def _pair(self) -> Any:
-        connection = self._dtls.transport._connection
-        return connection._nominated.get(RTP_COMPONENT)
+        return self._dtls.transport._connection._nominated.get(RTP_COMPONENT)
 
 
 def _relayed_done(tasks: set[asyncio.Task[None]]) -> Any:
