@@ -8,6 +8,12 @@ did not happen and the loss being known, the node does not act on the room
 (:meth:`ClusterNode.trusted`): its events wait for the room's node to be known again. It reads
 which nodes are alive: the sockets of one that stopped beating leave this node's rooms, so the
 counts drop within the heartbeat's time to live.
+
+A node cut off from Redis (but not from SQL) cannot renew, nor learn that it lost anything: its
+own clock decides. Once a lease may have lapsed — its last renewal that succeeded was sent a
+lease's time to live ago — the node gives it up as if Redis had said so (:meth:`watch`, every
+half renewal), without waiting for Redis, so the room stops here before another node may claim
+it.
 """
 
 from __future__ import annotations
@@ -64,6 +70,9 @@ class ClusterNode:
         self._beaten = False
         self._cpu_last = (time.monotonic(), time.process_time())
         self._beat = Periodic("cluster-heartbeat", renew_every_s(lease_ttl_s), self.tick, clock)
+        self._watchdog = Periodic(
+            "cluster-watchdog", renew_every_s(lease_ttl_s) / 2, self._watch_now, clock
+        )
         self._tasks = Spawned("cluster-node")
         self.claimed: list[Callable[[Lease], Awaitable[None]]] = []
         """Told of each lease this node takes, before the room opens here."""
@@ -86,6 +95,7 @@ class ClusterNode:
     async def start(self) -> None:
         await self.tick()
         self._beat.start()
+        self._watchdog.start()
 
     async def drain(self) -> None:
         """Going away on purpose: no new room comes here, no orphan is claimed here."""
@@ -107,6 +117,7 @@ class ClusterNode:
     async def stop(self) -> None:
         """Leave the cluster at once (leases let go, heartbeat removed)."""
         await self._beat.stop()
+        await self._watchdog.stop()
         await self._tasks.stop()
         await self.hand_over()
         await self._store.leave(self.node_id)
@@ -114,17 +125,25 @@ class ClusterNode:
     # --- rooms ----------------------------------------------------------------------------------
 
     async def claim(self, room_id: str) -> bool:
-        """Take ``room_id`` for this node if no node holds it."""
+        """Take ``room_id`` for this node if no node holds it. A claim that fails after the lease
+        was acquired releases it (else it would be renewed here forever, the room run nowhere)."""
         asked_at = self._clock.monotonic()
         lease = await self._store.acquire(room_id, self.node_id, self._ttl)
         if lease is None:
             return False
         self.leases[room_id] = lease
         self._renewed_at[room_id] = asked_at
-        await self._store.redis.sadd(self._store.keys.rooms, room_id)
-        logger.info("node %s runs room %s (token %d)", self.node_id, room_id, lease.token)
-        for hook in self.claimed:
-            await hook(lease)
+        try:
+            await self._store.redis.sadd(self._store.keys.rooms, room_id)
+            logger.info("node %s runs room %s (token %d)", self.node_id, room_id, lease.token)
+            for hook in self.claimed:
+                await hook(lease)
+        except BaseException:
+            if self.leases.get(room_id) == lease:
+                del self.leases[room_id]
+                self._renewed_at.pop(room_id, None)
+            await self._release_quietly(lease)
+            raise
         return True
 
     def saw(self, room_id: str, user_id: str, *, guest: bool, market: str | None) -> None:
@@ -136,6 +155,11 @@ class ClusterNode:
         self._renewed_at.pop(room_id, None)
         if lease is not None:
             await self._store.release(lease)
+
+    def holds(self, lease: Lease) -> bool:
+        """This node still holds ``lease`` (that very token: not lost and claimed again since)
+        and trusts it."""
+        return self.leases.get(lease.room_id) == lease and self.trusted(lease.room_id)
 
     def trusted(self, room_id: str) -> bool:
         """May this node still act on ``room_id``? Only while it holds the room's lease and
@@ -215,13 +239,15 @@ class ClusterNode:
 
     async def tick(self) -> None:
         started = self._clock.monotonic()
+        self.watch(started)  # before Redis is asked: it may fail or hang
         was_alive = await self._store.beat(self._info(), HEARTBEAT_TTL_S)
         if self._beaten and not was_alive:
             logger.error(
                 "node %s was taken for dead (a long pause?): giving up its rooms", self.node_id
             )
             for room_id in list(self.leases):
-                self._give_up(room_id)
+                # Released too (fenced by its token): the next node need not wait for it to lapse.
+                self._give_up(room_id, release=True)
             for hook in self.revived:
                 self._tasks.spawn(hook())
         self._beaten = True
@@ -241,6 +267,25 @@ class ClusterNode:
         self._alive = alive
         if self.orphaned and not self.draining:
             self._tasks.spawn(self._find_orphans(claim_delay_s(nodes, self.node_id)))
+
+    def watch(self, now: float) -> None:
+        """Give up every lease that may have lapsed by this node's own clock: its last renewal
+        that succeeded was sent a lease's time to live before ``now`` (Redis away, slow, or
+        answering errors). Nothing is asked of Redis; the lease is released there too, fenced by
+        its token, if Redis answers."""
+        for room_id, renewed_at in list(self._renewed_at.items()):
+            if now >= renewed_at + self._ttl and room_id in self.leases:
+                logger.error(
+                    "node %s: the lease of room %s was not renewed for %.1f s: giving it up",
+                    self.node_id,
+                    room_id,
+                    now - renewed_at,
+                    extra={"room_id": room_id},
+                )
+                self._give_up(room_id, release=True)
+
+    async def _watch_now(self) -> None:
+        self.watch(self._clock.monotonic())
 
     async def _died(self, node_id: str) -> None:
         for hook in self.died:
@@ -268,24 +313,42 @@ class ClusterNode:
         finally:
             self._taking.discard(room_id)
 
-    def _give_up(self, room_id: str) -> None:
+    def _give_up(self, room_id: str, *, release: bool = False) -> None:
         """The lease is lost: this node stops acting on the room at once, and lets go of it off
-        the heartbeat's path (renewing the other leases must not wait for it)."""
-        if self.leases.pop(room_id, None) is None:
+        the heartbeat's path (renewing the other leases must not wait for it). ``release``: the
+        lease may still be this node's in Redis (taken for dead, or not renewed in time): once
+        the room stopped here, it is released, fenced by its token."""
+        lease = self.leases.pop(room_id, None)
+        if lease is None:
             return
         self._renewed_at.pop(room_id, None)
         self._releasing.add(room_id)
-        self._tasks.spawn(self._let_go_lost(room_id))
+        self._tasks.spawn(self._let_go_lost(lease, release=release))
 
-    async def _let_go_lost(self, room_id: str) -> None:
+    async def _let_go_lost(self, lease: Lease, *, release: bool) -> None:
+        room_id = lease.room_id
         try:
             for hook in self.lost:
                 try:
                     await hook(room_id)
                 except Exception:
                     logger.exception("letting go of room %s failed", room_id)
+            if release:  # once the room stopped here
+                await self._release_quietly(lease)
         finally:
             self._releasing.discard(room_id)
+
+    async def _release_quietly(self, lease: Lease) -> None:
+        """Release ``lease`` if this node still holds it in Redis; Redis away: it lapses."""
+        try:
+            await self._store.release(lease)
+        except Exception as e:
+            logger.warning(
+                "node %s: releasing the lease of room %s failed (%s); it lapses by itself",
+                self.node_id,
+                lease.room_id,
+                e,
+            )
 
     def _info(self) -> NodeInfo:
         now, cpu = time.monotonic(), time.process_time()

@@ -9,10 +9,12 @@ The owner remembers the sockets of other nodes it runs events for (:class:`Remot
 they are in its rooms, and drops those of a node that died.
 
 A node runs an event only for a room it runs *now*: its lease held and trusted
-(:meth:`~liveroom.cluster.node.ClusterNode.trusted`) and the room open here. Otherwise nothing is
-done and the edge is told so (``moved``); it asks where the room runs again and sends the event
-there, for a few seconds, then answers ``conflict`` (send it again). A room whose lease this node
-lost while it lived is run elsewhere from then on: its sockets here join it there
+(:meth:`~liveroom.cluster.node.ClusterNode.trusted`) and the room open here — checked when the
+event arrives, and again under the room's lock before anything is written
+(:class:`~liveroom.rooms.service.NotRunHere`: it waited there while the room left). Otherwise
+nothing is done and the edge is told so (``moved``); it asks where the room runs again and sends
+the event there, for a few seconds, then answers ``conflict`` (send it again). A room whose lease
+this node lost while it lived is run elsewhere from then on: its sockets here join it there
 (:meth:`ClusterRouter.rehome`), and are told there to offer their media again. So do the sockets
 of a node the others took for dead while it lived (they left their rooms then).
 """
@@ -33,7 +35,7 @@ from liveroom.cluster.bus import ClusterManager as Manager
 from liveroom.cluster.node import ClusterNode
 from liveroom.errors import Conflict, Internal, LiveroomError, error_body
 from liveroom.permissions import Scope
-from liveroom.rooms.service import RoomService
+from liveroom.rooms.service import NotRunHere, RoomService
 from liveroom.signaling.dispatch import Caller, Signaling
 from liveroom.signaling.payloads import Payload
 from liveroom.signaling.registry import Ack, Handler
@@ -50,6 +52,7 @@ REHOME_BATCH = 50
 RETRY_S = 0.2
 EVENT_TIMEOUT_S = 8.0
 MOVING = "the room is moving to another node; send it again"
+_NOT_RUN_HERE = error_body(NotRunHere())["error"]
 
 RoomOf = Callable[[Scope, Payload], Awaitable[str | None]]
 """The room an event is about (``None``: no room, run it here)."""
@@ -374,7 +377,7 @@ class ClusterRouter:
         finally:
             self.remote.end(caller.sid)
             await self._forget_if_absent(caller.sid)
-        if ack is None:
+        if ack is None or ack.get("error") == _NOT_RUN_HERE:  # nothing was done here
             return {"moved": True}
         if rehoming and ack.get("ok"):  # its media was on the node that lost the room
             restart = {"room_id": str(body["data"]["room_id"]), "reason": "media moved"}

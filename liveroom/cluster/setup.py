@@ -147,7 +147,9 @@ def join_cluster(
     rooms.first_joins.append(node.saw)
     signaling.router = router
     rooms.claim = node.claim
+    rooms.release = node.let_go
     rooms.runs = node.trusted
+    features.stats.runs = node.trusted
     rooms.observers.append(node)
     return Cluster(node, router, bus, manager, redis, takeover, handover)
 

@@ -12,7 +12,10 @@ from the nodes still alive, its media rebuilt, every member told to renegotiate.
 4. ``rtc:restart`` (reason ``media moved``) to the room: clients offer again, to this node.
 
 A takeover that fails after its claim lets the room go again at once (the lease released), for
-the next node's turn, rather than holding it unrun until this node stops renewing it.
+the next node's turn, rather than holding it unrun until this node stops renewing it — even if
+leaving fails half way. So does one whose lease is lost while it runs (a pause while the stage is
+read): the lease is checked again once the room is open here, and once its members are gathered,
+so a room lost before it opened here does not stay open here unowned.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from liveroom.cluster.bus import Bus
 from liveroom.cluster.handover import Handover
 from liveroom.cluster.node import ClusterNode
 from liveroom.cluster.routing import ClusterRouter, identity_body, identity_of
-from liveroom.cluster.store import ClusterStore
+from liveroom.cluster.store import ClusterStore, Lease
 from liveroom.errors import LiveroomError
 from liveroom.rooms.fanout import Emitter, room_channel
-from liveroom.rooms.service import RoomService
+from liveroom.rooms.service import NotRunHere, RoomService
 from liveroom.rooms.stage import RoomStatus
 from liveroom.signaling.dispatch import Caller, Signaling
 from liveroom.stats.service import StatsService
@@ -69,15 +72,39 @@ class Takeover:
         previous = await self._store.stage_writer(room_id)  # before this node writes it
         if not await self._node.claim(room_id):
             return False  # another node was quicker
+        lease = self._node.leases.get(room_id)
+        if lease is None:
+            return False  # lost while it was claimed: given up by the node
         try:
-            return await self._run(room_id, previous)
+            return await self._run(lease, previous)
+        except NotRunHere:
+            logger.warning(
+                "room %s: its lease was lost while it was taken over; letting it go",
+                room_id,
+                extra={"room_id": room_id},
+            )
         except Exception:
             logger.exception("room %s: taking it over failed; letting it go", room_id)
-            await self._handover.leave(room_id, write_figures=False)
-            await self._node.let_go(room_id)
-            return False
+        await self._abandon(room_id)
+        return False
 
-    async def _run(self, room_id: str, previous: str | None) -> bool:
+    async def _abandon(self, room_id: str) -> None:
+        """The room leaves this node, and its lease goes even if leaving fails half way."""
+        try:
+            await self._handover.leave(room_id, write_figures=False)
+        except Exception:
+            logger.exception("room %s: leaving it after a failed takeover failed", room_id)
+        finally:
+            await self._node.let_go(room_id)
+
+    def _still_held(self, lease: Lease) -> None:
+        """``NotRunHere`` if the lease was lost since the claim (with no await before the room
+        opened here, or after it was opened: a lease lost from then on finds it open)."""
+        if not self._node.holds(lease):
+            raise NotRunHere()
+
+    async def _run(self, lease: Lease, previous: str | None) -> bool:
+        room_id = lease.room_id
         state = await self._store.stage(room_id)
         if state is None:
             state = await self._rooms.stored(room_id)
@@ -85,8 +112,9 @@ class Takeover:
             await self._node.let_go(room_id)
             await self._store.forget_room(room_id)
             return False
-        if not await self._rooms.adopt(state):
+        if not await self._rooms.adopt(state):  # NotRunHere: the lease lapsed meanwhile
             return True
+        self._still_held(lease)  # the same token: not lost, and not claimed again since
         # Everyone the room ever had, as its node kept them in Redis: those it had not written
         # to SQL yet still count once (a join and a leave; those written are returning users).
         for user_id, (guest, market) in (await self._store.listeners(room_id)).items():
@@ -99,6 +127,7 @@ class Takeover:
         nodes = (self._node.alive_nodes | {me}) - ({previous} - {me})
         joined = sum(await asyncio.gather(*(self._gather(room_id, n) for n in sorted(nodes))))
         await self._rooms.settle(room_id)
+        self._still_held(lease)
         restart = {"room_id": room_id, "reason": "media moved"}
         await self._emit.emit("rtc:restart", restart, room=room_channel(room_id))
         logger.warning(

@@ -306,6 +306,8 @@ class PlaylistService:
             if self._rooms.get(room_id) is None:
                 self._forget(room_id)
                 continue
+            if not self._rooms.runs(room_id):  # several nodes: it may run elsewhere already
+                continue
             deadline = model.ends_at(playlist)
             if deadline is None or deadline > now:
                 continue

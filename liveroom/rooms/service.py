@@ -4,6 +4,13 @@ Every stage command goes through :meth:`RoomService.apply`: take the room's lock
 runs one client's events concurrently), run :func:`liveroom.rooms.model.apply`, write what must
 survive (room, roles, bans, audit entries) and only then acknowledge and emit. Presence is O(1)
 per join; counts, the audience's view and reactions are coalesced by a ticker.
+
+With several nodes a room is run by the node holding its lease, and only while it holds it: under
+the room's lock, before anything is written, every command checks that this node still runs the
+room (:attr:`RoomService.runs`, and the room not leaving: :meth:`RoomService.let_go` marks it
+before it waits for the lock). Commands that were queued on the lock of a room this node lost
+answer :class:`NotRunHere` — nothing written, nothing told — and a forwarded one is sent again
+to where the room runs now.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from liveroom.rooms.stage import (
     StaffAssignment,
     StageChanged,
     StageLimits,
+    StartRoom,
     UserInfo,
 )
 from liveroom.rooms.store import SqlRoomStore, StageStore, durable_changed, report_view, restored
@@ -92,6 +100,8 @@ Claim = Callable[[str], Awaitable[bool]]
 """Several nodes: take a room for this node (``False``: another node has it)."""
 Runs = Callable[[str], bool]
 """Several nodes: whether this node may act on an open room now (it holds a lease it trusts)."""
+Release = Callable[[str], Awaitable[None]]
+"""Several nodes: give back a room this node claimed but did not open."""
 ServerBanned = Callable[[Identity, str], Awaitable[None]]
 """Several nodes: told of a server-wide ban made here, to make it on every other node."""
 
@@ -105,6 +115,15 @@ class StageObserver(Protocol):
     async def stage_changed(self, state: RoomState, events: Iterable[Any]) -> None: ...
 
     async def member_left(self, room_id: str, user_id: str) -> None: ...
+
+
+class NotRunHere(Conflict):
+    """Several nodes: this node does not run the room any more (its lease lapsed or was lost,
+    or the room is leaving it). Nothing was done; the event is sent to where the room runs now
+    (a socket of this node is told to send it again)."""
+
+    def __init__(self) -> None:
+        super().__init__("the room is moving to another node; send it again")
 
 
 def actor_of(identity: Identity) -> Actor:
@@ -156,6 +175,8 @@ class RoomService:
         self._lock = KeyedLocks()
         # Rooms that ended lately: commands that were queued on their lock answer `gone`.
         self._ended: OrderedDict[str, None] = OrderedDict()
+        # Several nodes: rooms let go (or leaving) lately: those commands answer `NotRunHere`.
+        self._let_go: OrderedDict[str, None] = OrderedDict()
         self._due = Due()
         self._server_bans: set[str] = set()
         self._tasks = Spawned("rooms")
@@ -167,6 +188,8 @@ class RoomService:
         self._admins: set[str] = set()  # users seen with the admin grant (operator-issued: few)
         self.claim: Claim | None = None
         """Several nodes: a room is opened here only if this node could claim it."""
+        self.release: Release | None = None
+        """Several nodes: a room claimed that could not be opened here is given back."""
         self.runs: Runs = lambda _room_id: True
         """Several nodes: the timers act only on rooms whose lease this node trusts."""
         self.server_banned: list[ServerBanned] = []
@@ -181,6 +204,9 @@ class RoomService:
         for stored in await self._records.open_rooms():
             if self.claim is not None and not await self.claim(stored.id):
                 continue  # another node runs it
+            if not self.runs(stored.id):  # lost while it was claimed (a pause): not opened
+                await self._give_back(stored.id)
+                continue
             state = restored(stored, now, limits.speaker_grace_ms, limits.host_grace_ms)
             self._live.put(state)
             for observer in self.observers:
@@ -313,7 +339,17 @@ class RoomService:
             state = replace(state, away=(Away(state.host, now + grace),))
         if self.claim is not None and not await self.claim(state.id):
             raise Internal("the room could not be opened on this node; try again")
-        await self._records.save(state, now_ms=now)
+        try:
+            await self._records.save(state, now_ms=now)
+        except BaseException:
+            await self._give_back(state.id)
+            raise
+        if not self._runs_here(state.id):
+            # Its lease was lost while it was written (a long pause): it is not opened here. Its
+            # row is taken over from SQL like any room whose node is gone.
+            await self._give_back(state.id)
+            raise Internal("the room could not be opened on this node; try again")
+        # No await from the check on: a lease lost from here finds the room open and lets it go.
         self._live.put(state)
         for observer in self.observers:
             observer.room_opened(state)
@@ -331,10 +367,14 @@ class RoomService:
     async def adopt(self, state: RoomState) -> bool:
         """Several nodes: run a room another node ran until it died or handed it over, its stage
         as that node last wrote it. Nobody is present yet: they are gathered next
-        (:meth:`join`), then :meth:`settle`. ``False`` if it is open here already."""
+        (:meth:`join`), then :meth:`settle`. ``False`` if it is open here already;
+        :class:`NotRunHere` if this node lost the room's lease meanwhile (it is not opened)."""
         async with self._lock(state.id):
             if self._live.get(state.id) is not None:
                 return False
+            if not self.runs(state.id):
+                raise NotRunHere()
+            self._let_go.pop(state.id, None)
             self._live.put(state)
             for observer in self.observers:
                 observer.room_opened(state)
@@ -346,7 +386,14 @@ class RoomService:
         or hands the room over). The room leaves this node without a write or a word to anyone
         — it goes on there — and its members' presence here with it (their sockets stay in the
         room's Socket.IO room, so what its new node sends reaches them). The state it had here,
-        or ``None`` if it was not open here. The features are told by the caller."""
+        or ``None`` if it was not open here. The features are told by the caller.
+
+        The room is marked leaving before the lock is taken: commands queued on it before this
+        answer :class:`NotRunHere` when their turn comes, with nothing written or told."""
+        self._let_go[room_id] = None
+        self._let_go.move_to_end(room_id)
+        while len(self._let_go) > RECENTLY_ENDED:
+            self._let_go.popitem(last=False)
         async with self._lock(room_id):
             state = self._live.get(room_id)
             if state is None:
@@ -406,7 +453,7 @@ class RoomService:
         market = identity.market or (None if identity.guest else market) or region
         self._note_admin(identity)
         async with self._lock(room_id):
-            state = self.state(room_id)
+            state = self._run_here(room_id)
             if self.is_banned(state, identity.user_id):
                 raise Forbidden("you are banned from this room")
             state, events = await self._apply_locked(state, Join(), actor)
@@ -447,6 +494,8 @@ class RoomService:
 
     async def leave(self, sid: str, identity: Identity, room_id: str) -> None:
         """``room:leave`` from one socket: the user leaves when their last socket does."""
+        if self._live.get(room_id) is not None:
+            self._check_runs(room_id)  # else: the room's node takes them out, not this one
         member = self.presence.exit(room_id, sid, identity.user_id)
         await self._emit.leave_room(sid, room_channel(room_id))
         if member is not None:
@@ -459,6 +508,13 @@ class RoomService:
                 continue
             try:
                 await self._departed(room_id, member, Disconnect())
+            except NotRunHere:  # its new node hears of the close from the socket's node
+                logger.info(
+                    "user %s left room %s as it left this node",
+                    user_id,
+                    room_id,
+                    extra={"room_id": room_id, "user_id": user_id},
+                )
             except Exception:  # one room's trouble must not leave ghosts in the others
                 logger.exception(
                     "user %s leaving room %s failed",
@@ -496,7 +552,17 @@ class RoomService:
     async def apply(self, room_id: str, command: Command, actor: Actor) -> RoomState:
         """Run one stage command for ``actor``: write, then tell. Raises on refusal."""
         async with self._lock(room_id):
-            state, events = await self._apply_locked(self.state(room_id), command, actor)
+            state, events = await self._apply_locked(self._run_here(room_id), command, actor)
+        await self._tell(state, events)
+        return state
+
+    async def start_room(self, room_id: str, actor: Actor) -> RoomState:
+        """``room:start``: the scheduled room goes live, its host on stage — present, or away
+        within their grace period until they join."""
+        async with self._lock(room_id):
+            state = self._run_here(room_id)
+            present = self.presence.is_present(room_id, state.host)
+            state, events = await self._apply_locked(state, StartRoom(present), actor)
         await self._tell(state, events)
         return state
 
@@ -507,7 +573,7 @@ class RoomService:
 
     async def remind(self, identity: Identity, room_id: str, on: bool) -> None:
         async with self._lock(room_id):  # a start waits for this write, so it sees it
-            if self.state(room_id).status is not RoomStatus.SCHEDULED:
+            if self._run_here(room_id).status is not RoomStatus.SCHEDULED:
                 raise Conflict("reminders are for scheduled rooms")
             await self._records.set_reminder(room_id, identity.user_id, on, self._clock.now_ms())
 
@@ -537,8 +603,8 @@ class RoomService:
                     await self.apply(state.id, Leave(), Actor(user_id, name))
                 else:
                     await self.apply(state.id, Remove(user_id, ban=True), actor_of(actor))
-            except Gone:
-                continue  # the room ended meanwhile: nobody is left in it to remove
+            except (Gone, NotRunHere):
+                continue  # ended meanwhile, or moved: its new node was told of the ban too
             except Exception:
                 logger.exception(
                     "server ban of user %s in room %s",
@@ -620,9 +686,34 @@ class RoomService:
 
     # --- applying and telling ---------------------------------------------------------------
 
+    def _run_here(self, room_id: str) -> RoomState:
+        """Under the room's lock: the open room, if this node still runs it. ``NotRunHere`` for
+        a room leaving this node or let go lately (the command was queued behind its letting
+        go), ``Gone`` for one ended here lately, else ``NotFound``."""
+        if self._live.get(room_id) is None and room_id in self._let_go:
+            raise NotRunHere()
+        state = self.state(room_id)
+        self._check_runs(room_id)
+        return state
+
+    def _runs_here(self, room_id: str) -> bool:
+        """This node still runs the room: its lease held and trusted, the room not leaving
+        (always, with one node)."""
+        return room_id not in self._let_go and self.runs(room_id)
+
+    def _check_runs(self, room_id: str) -> None:
+        if not self._runs_here(room_id):
+            raise NotRunHere()
+
+    async def _give_back(self, room_id: str) -> None:
+        if self.release is not None:
+            await self.release(room_id)
+
     async def _apply_locked(
         self, state: RoomState, command: Command, actor: Actor
     ) -> tuple[RoomState, list[Any]]:
+        # Checked again at each write: a join applies twice, a lease lapses while SQL is slow.
+        self._check_runs(state.id)
         now = self._clock.now_ms()
         new, events = model.apply(state, command, actor, now, self.config.limits)
         bans = [(e.user_id, actor.id or None) for e in events if isinstance(e, Removed) and e.ban]
@@ -777,7 +868,7 @@ class RoomService:
         now_ms, now = self._clock.now_ms(), self._clock.monotonic()
         for state in self._live:
             deadline = model.next_deadline(state)
-            if deadline is not None and deadline <= now_ms and self.runs(state.id):
+            if deadline is not None and deadline <= now_ms and self._runs_here(state.id):
                 try:
                     await self.apply(state.id, Expire(), SERVER)
                 except Exception:
@@ -786,18 +877,20 @@ class RoomService:
                         state.id,
                         extra={"room_id": state.id},
                     )
+        # What is due of a room whose lease is not trusted now is not sent: it may run
+        # elsewhere already (it is dropped here once the loss is known).
         for room_id in self._due.staff_due(now):
             open_room = self._live.get(room_id)
-            if open_room is not None:
+            if open_room is not None and self._runs_here(room_id):
                 await self._send_staff_views(open_room)
         for room_id in self._due.audience_due(now):
             open_room = self._live.get(room_id)
-            if open_room is not None:
+            if open_room is not None and self._runs_here(room_id):
                 await self._send_audience_view(open_room)
         open_ids = {s.id for s in self._live}
         self._due.retain(open_ids)
         self._lock.retain(open_ids)
-        counts = ((s.id, self.presence.count(s.id)) for s in self._live)
+        counts = ((s.id, self.presence.count(s.id)) for s in self._live if self._runs_here(s.id))
         for room_id, listeners in self._due.counts_due(now, counts):
             await self._emit.emit(
                 "room:count",
@@ -805,7 +898,8 @@ class RoomService:
                 room=room_channel(room_id),
             )
         for due in self._due.reactions_due(now):
-            await self._send_reactions(due)
+            if self._runs_here(due.room_id):
+                await self._send_reactions(due)
 
     async def _send_reactions(self, due: ReactionsDue) -> None:
         """One broadcast of the room's taps. A member present who blocks someone who tapped gets

@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 RecordListener = Callable[[str, RecordBroken], Coroutine[Any, Any, None]]
 """Told ``(room_id, record)`` when a live room passes a record (``room:record``)."""
+Runs = Callable[[str], bool]
 
 # Peak and unique move on joins, so they are checked there; minutes grow by themselves.
 _ON_JOIN = (Metric.PEAK, Metric.UNIQUE)
@@ -111,6 +112,9 @@ class StatsService:
         self._flush_lock = asyncio.Lock()
         self._tasks = Spawned("stats")
         self._sampler = Periodic("stats-sampler", self.config.sample_interval_s, self.tick, clock)
+        self.runs: Runs = lambda _room_id: True
+        """Several nodes: a room whose lease this node does not trust now is neither sampled nor
+        written (another node may count it already); it is dropped once the loss is known."""
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -260,6 +264,8 @@ class StatsService:
                 if room.loading is None:  # the last load failed: try again
                     room.loading = asyncio.create_task(self._load(room))
                 continue
+            if not self.runs(room_id):
+                continue
             self._add_sample(Sample(room_id, now, room.count.live, room.interval_peak))
             room.interval_peak = room.count.live
             self._tell(room_id, room.watch.check(room.count.figures(now)))
@@ -270,8 +276,8 @@ class StatsService:
         async with self._flush_lock:
             now = self._clock.now_ms()
             changed: list[tuple[_Room, RoomRecord]] = []
-            for room in self._rooms.values():
-                if room.count is None:
+            for room_id, room in self._rooms.items():
+                if room.count is None or not self.runs(room_id):
                     continue
                 figures = room.count.figures(now)
                 markets = {

@@ -17,6 +17,7 @@ from liveroom.app import CLUSTER, RunningServer, start_server
 from liveroom.client import LiveroomClient
 from liveroom.cluster.model import Keys
 from liveroom.cluster.setup import Cluster
+from liveroom.cluster.store import ClusterStore
 from liveroom.config import Config
 from liveroom.db.migrate import upgrade
 from liveroom.db.session import create_engine
@@ -58,12 +59,35 @@ class TwoNodes:
         self.clients.append(client)
         return client
 
+    async def room(self) -> tuple[str, LiveroomClient, Node, Node]:
+        """A live room with its host joined (through node a): the room, the host, the node
+        running it, the other."""
+        host = await self.client(self.a, "artist", host=True)
+        room_id = str((await host.request("room:create", {"title": "Moving"}))["room"]["id"])
+        await host.request("room:join", {"room_id": room_id})
+        running, other = self.running(room_id)
+        return room_id, host, running, other
+
+    @staticmethod
+    def takes_over_only_when_told(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The node claims no ownerless room by itself (as if draining): a test that takes a
+        room over there does not race its own orphan search."""
+        monkeypatch.setattr(node.cluster.node, "draining", True)
+
     def running(self, room_id: str) -> tuple[Node, Node]:
         """The node that runs the room, and the other one."""
         if room_id in self.a.cluster.node.leases:
             return self.a, self.b
         assert room_id in self.b.cluster.node.leases, f"no node runs room {room_id}"
         return self.b, self.a
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[ClusterStore]:
+    """The cluster's Redis part alone, on keys of its own (never flushes anything)."""
+    redis = Redis.from_url(redis_url)
+    yield ClusterStore(redis, Keys(f"t-{uuid.uuid4().hex[:8]}"))
+    await redis.aclose()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """A room moving between two live nodes: one that lost the room's lease in a long pause stops
 running it and sends its members to the room's new node (as does one the others took for dead);
-a takeover that fails lets the room go; a node handing its rooms over writes their figures first
-and never after."""
+a takeover that fails lets the room go (even if leaving fails too); a node handing its rooms
+over writes their figures first and never after."""
 
 from __future__ import annotations
 
@@ -11,21 +11,11 @@ from typing import Any
 import pytest
 
 from liveroom.app import AUDIO, CONFIG, ROOMS, SESSIONS, STATS
-from liveroom.client import LiveroomClient
 from liveroom.cluster.model import SEQUENCES_PER_LEASE
 from liveroom.media.hls import SEGMENT_NAME
 from liveroom.stats.store import SqlStatsStore
 from tests.cluster.conftest import Node, TwoNodes
 from tests.fakes import eventually
-
-
-async def _room(two_nodes: TwoNodes) -> tuple[str, LiveroomClient, Node, Node]:
-    """A live room with its host joined: the room, the host, the node running it, the other."""
-    host = await two_nodes.client(two_nodes.a, "artist", host=True)
-    room_id = str((await host.request("room:create", {"title": "Moving"}))["room"]["id"])
-    await host.request("room:join", {"room_id": room_id})
-    running, other = two_nodes.running(room_id)
-    return room_id, host, running, other
 
 
 def _segments(node: Node, room_id: str) -> list[int]:
@@ -34,8 +24,11 @@ def _segments(node: Node, room_id: str) -> list[int]:
     return sorted(int(m.group(1)) for n in names if (m := SEGMENT_NAME.fullmatch(n)))
 
 
-async def test_a_node_that_lost_a_room_in_a_pause_stops_running_it(two_nodes: TwoNodes) -> None:
-    room_id, host, old, new = await _room(two_nodes)
+async def test_a_node_that_lost_a_room_in_a_pause_stops_running_it(
+    two_nodes: TwoNodes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    room_id, host, old, new = await two_nodes.room()
+    two_nodes.takes_over_only_when_told(new, monkeypatch)
     near = await two_nodes.client(old, "near")  # its socket on the room's node
     far = await two_nodes.client(new, "far")
     for fan in (near, far):
@@ -79,7 +72,7 @@ async def test_a_node_that_lost_a_room_in_a_pause_stops_running_it(two_nodes: Tw
 async def test_a_node_taken_for_dead_sends_its_sockets_back_to_their_rooms(
     two_nodes: TwoNodes,
 ) -> None:
-    room_id, _, running, other = await _room(two_nodes)
+    room_id, _, running, other = await two_nodes.room()
     fan = await two_nodes.client(other, "fan")
     await fan.request("room:join", {"room_id": room_id})
     presence = running.server.app[ROOMS].presence
@@ -97,23 +90,32 @@ async def test_a_node_taken_for_dead_sends_its_sockets_back_to_their_rooms(
 async def test_a_takeover_that_fails_lets_the_room_go(
     two_nodes: TwoNodes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    room_id, _, old, new = await _room(two_nodes)
+    room_id, _, old, new = await two_nodes.room()
+    two_nodes.takes_over_only_when_told(new, monkeypatch)
     old.clock.stall(10)  # paused: its lease lapses
     await two_nodes.redis.delete(two_nodes.keys.lease(room_id))
 
     async def broken(*_: Any) -> bool:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(new.server.app[ROOMS], "adopt", broken)
-    assert not await new.cluster.takeover.take_over(room_id)
-    assert await two_nodes.redis.get(two_nodes.keys.lease(room_id)) is None  # free at once
-    assert room_id not in new.cluster.node.leases
-    monkeypatch.undo()
+    async def leave_broken(*_: Any, **__: Any) -> bool:
+        raise RuntimeError("the mixer would not close")
+
+    with monkeypatch.context() as trouble:
+        trouble.setattr(new.server.app[ROOMS], "adopt", broken)
+        assert not await new.cluster.takeover.take_over(room_id)
+        assert await two_nodes.redis.get(two_nodes.keys.lease(room_id)) is None  # free at once
+        assert room_id not in new.cluster.node.leases
+
+        trouble.setattr(new.cluster.handover, "leave", leave_broken)
+        assert not await new.cluster.takeover.take_over(room_id)  # leaving fails half way too
+        assert await two_nodes.redis.get(two_nodes.keys.lease(room_id)) is None  # free all same
+        assert room_id not in new.cluster.node.leases
     assert await new.cluster.takeover.take_over(room_id)  # the next try runs it
 
 
 async def test_a_room_handed_over_goes_on_from_its_final_figures(two_nodes: TwoNodes) -> None:
-    room_id, host, old, new = await _room(two_nodes)
+    room_id, host, old, new = await two_nodes.room()
     fans = [await two_nodes.client(new, f"fan-{i}") for i in range(2)]
     for fan in fans:
         await fan.request("room:join", {"room_id": room_id})

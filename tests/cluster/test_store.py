@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-from redis.asyncio import Redis
 
-from liveroom.cluster.model import Keys, NodeInfo
+from liveroom.cluster.model import NodeInfo
 from liveroom.cluster.node import ClusterNode
 from liveroom.cluster.store import ClusterStore, Fenced
 from liveroom.permissions import Role
 from liveroom.rooms.model import new_room
 from liveroom.rooms.stage import Invitation, RoomState, UserInfo
 from tests.fakes import FakeClock, eventually
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[ClusterStore]:
-    redis = Redis.from_url(redis_url)
-    yield ClusterStore(redis, Keys(f"t-{uuid.uuid4().hex[:8]}"))  # never flushes anything
-    await redis.aclose()
 
 
 def live_room(room_id: str = "r1") -> RoomState:
