@@ -228,7 +228,7 @@ def _dispatch(  # noqa: PLR0912 - one case per command; mypy checks that none is
 ) -> _Result:
     match command:
         case StartRoom():
-            return _start(state, actor, now_ms)
+            return _start(state, command, actor, now_ms, limits)
         case UpdateRoom():
             return _update(state, command, actor)
         case Join():
@@ -405,11 +405,18 @@ def _move(
 # --- lifecycle ---------------------------------------------------------------------------------
 
 
-def _start(state: RoomState, actor: Actor, now_ms: int) -> _Result:
+def _start(
+    state: RoomState, command: StartRoom, actor: Actor, now_ms: int, limits: StageLimits
+) -> _Result:
     _authorize(state, "room:start", actor)
     if state.status is not RoomStatus.SCHEDULED:
         raise InvalidState("cannot start: the room is already live")
     started = replace(state, status=RoomStatus.LIVE, started_at=now_ms)
+    if not command.host_present and away_deadline(state, state.host) is None:
+        # On stage from the start, so present or away: away until they join, within grace.
+        started = replace(
+            started, away=(*started.away, Away(state.host, now_ms + limits.host_grace_ms))
+        )
     return started, [RoomStarted(state.id, state.title)]
 
 

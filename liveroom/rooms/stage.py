@@ -163,7 +163,11 @@ class RoomState:
 
 @dataclass(frozen=True, slots=True)
 class StartRoom:
-    """``room:start``: a scheduled room goes live (host)."""
+    """``room:start``: a scheduled room goes live (host). ``host_present``: whether the host is
+    in the room now (the service knows); if not, they hold their seat for the host's grace
+    period, as when a live room is created for a host who has not joined yet."""
+
+    host_present: bool = True
 
 
 @dataclass(frozen=True, slots=True)

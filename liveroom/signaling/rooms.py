@@ -30,7 +30,6 @@ from liveroom.rooms.stage import (
     Remove,
     RoomSettings,
     StaffAssignment,
-    StartRoom,
     Unmute,
     UpdateRoom,
 )
@@ -223,7 +222,7 @@ def register(
         return {"room": rooms.view_for(state, ctx.identity.user_id)}
 
     async def start(ctx: EventContext, p: RoomRef) -> Ack:
-        state = await rooms.apply(p.room_id, StartRoom(), actor_of(ctx.identity))
+        state = await rooms.start_room(p.room_id, actor_of(ctx.identity))
         return {"room": rooms.view_for(state, ctx.identity.user_id)}
 
     async def remind(ctx: EventContext, p: Remind) -> Ack:

@@ -26,7 +26,7 @@ from liveroom.errors import (
 )
 from liveroom.permissions import Role
 from liveroom.rooms import model, stage, views
-from liveroom.rooms.model import apply, new_room, next_deadline, role_of
+from liveroom.rooms.model import apply, away_deadline, new_room, next_deadline, role_of
 from liveroom.rooms.stage import (
     DEFAULT_LIMITS,
     SERVER,
@@ -1110,6 +1110,16 @@ def test_a_scheduled_room_opens_to_listeners_once_started() -> None:
     assert room.status is RoomStatus.LIVE
     assert room.started_at == T0 + 5
     run(room, Join(), "fan1")
+
+
+def test_a_host_starting_a_room_they_are_not_in_holds_their_seat_until_they_join() -> None:
+    # The fuzzer's find: started from elsewhere, the host was on stage, neither present nor away.
+    room, _ = run(SCHEDULED, StartRoom(host_present=False), "host", now=T0 + 5)
+    assert away_deadline(room, "host") == T0 + 5 + DEFAULT_LIMITS.host_grace_ms
+    room, _ = run(room, Join(), "host", now=T0 + 6)
+    assert away_deadline(room, "host") is None
+    started, _ = run(SCHEDULED, StartRoom(host_present=True), "host")
+    assert started.away == ()
 
 
 def test_pre_assigned_staff_get_their_role_back_each_time_they_join() -> None:
