@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps-per-example", type=int, default=200)
     parser.add_argument("--seed", type=int, default=None, help="hypothesis seed (reproducible)")
     parser.add_argument("--known-defects", action="store_true", help="do not avoid them")
+    parser.add_argument(
+        "--shrink", action="store_true", help="make a failing program minimal (slow: a real server)"
+    )
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
 
@@ -71,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 derandomize=False,
                 print_blob=True,
                 seed=None if args.seed is None else args.seed + rounds,
+                shrink=args.shrink,
             )
             rounds += 1
             if not args.json:

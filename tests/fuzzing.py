@@ -49,7 +49,7 @@ from typing import Any, ClassVar, TypeVar
 
 import hypothesis
 from aiortc import RTCPeerConnection
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -1394,9 +1394,11 @@ def run_fuzz(
     derandomize: bool,
     print_blob: bool = False,
     seed: int | None = None,
+    shrink: bool = False,
 ) -> None:
-    """Run ``examples`` examples of up to ``steps_per_example`` steps each; raises, with
-    hypothesis's minimal failing program, on a failure."""
+    """Run ``examples`` examples of up to ``steps_per_example`` steps each; raises, with the
+    failing program, on a failure. ``shrink``: make it minimal first — against a real server
+    that can take an hour, so only when asked (``bench/fuzz.py --shrink``)."""
     config = settings(
         max_examples=examples,
         stateful_step_count=steps_per_example,
@@ -1406,6 +1408,7 @@ def run_fuzz(
         print_blob=print_blob,
         suppress_health_check=list(HealthCheck),
         report_multiple_bugs=False,
+        phases=tuple(Phase) if shrink else tuple(p for p in Phase if p is not Phase.shrink),
     )
     cls = machine(options, stats)
     if seed is None:
