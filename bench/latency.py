@@ -76,14 +76,12 @@ import contextlib
 import fractions
 import json
 import secrets
-import signal
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import av
@@ -99,6 +97,7 @@ from bench.listeners import (
     Processes,
     _two_cores,
     die_with_parent,
+    drive,
     free_port,
     pin,
     server,
@@ -890,30 +889,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = 2 if args.no_jitter else 4
     timeout = args.timeout or 2 * (60 + runs * per_run + 2 * args.joins * 5)
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    procs = Processes()
-    try:
-        out = asyncio.run(_bounded(run(args, procs), timeout))
-    except TimeoutError:
-        sys.stderr.write(f"latency.py: gave up after {timeout:.0f} s (--timeout)\n")
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        sys.stderr.write("latency.py: interrupted\n")
-        return 130
-    finally:
-        procs.kill_all()
-    if not args.json:
-        print(summary(out))
-    print(json.dumps(out, ensure_ascii=False))
-    return 0
-
-
-async def _bounded(work: Awaitable[dict[str, Any]], timeout: float) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        return await work
+    return drive(
+        "latency.py", lambda procs: run(args, procs), timeout, None if args.json else summary
+    )
 
 
 if __name__ == "__main__":

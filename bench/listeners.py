@@ -787,23 +787,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     use_loopback_candidates(True)
     timeout = args.timeout or 2 * (120 + 3 * args.seconds + 1.2 * args.listeners)
 
+    return drive(
+        "listeners.py", lambda procs: run(args, procs), timeout, None if args.json else summary
+    )
+
+
+def drive(
+    script: str,
+    work: Callable[[Processes], Awaitable[dict[str, Any]]],
+    timeout: float,
+    show: Callable[[dict[str, Any]], str] | None,
+) -> int:
+    """A bench's whole run, bounded by ``timeout``: SIGTERM and Ctrl-C end it, every process it
+    started is killed, and it prints ``show(result)`` (unless ``None``) then the JSON line."""
+
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
     procs = Processes()
     try:
-        out = asyncio.run(_bounded(run(args, procs), timeout))
+        out = asyncio.run(_bounded(work(procs), timeout))
     except TimeoutError:
-        sys.stderr.write(f"listeners.py: gave up after {timeout:.0f} s (--timeout)\n")
+        sys.stderr.write(f"{script}: gave up after {timeout:.0f} s (--timeout)\n")
         return 1
     except (KeyboardInterrupt, asyncio.CancelledError):
-        sys.stderr.write("listeners.py: interrupted\n")
+        sys.stderr.write(f"{script}: interrupted\n")
         return 130
     finally:
         procs.kill_all()  # again, in case the event loop could not
-    if not args.json:
-        print(summary(out))
+    if show is not None:
+        print(show(out))
     print(json.dumps(out, ensure_ascii=False))
     return 0
 

@@ -50,11 +50,10 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import aiohttp
@@ -72,6 +71,7 @@ from bench.listeners import (
     Processes,
     _two_cores,
     die_with_parent,
+    drive,
     free_port,
     pin,
     recv,
@@ -742,30 +742,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     use_loopback_candidates(True)
     timeout = args.timeout or 2 * (240 + 0.05 * args.sockets + 1.5 * args.listeners)
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    procs = Processes()
-    try:
-        out = asyncio.run(_bounded(run(args, procs), timeout))
-    except TimeoutError:
-        sys.stderr.write(f"memory.py: gave up after {timeout:.0f} s (--timeout)\n")
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        sys.stderr.write("memory.py: interrupted\n")
-        return 130
-    finally:
-        procs.kill_all()
-    if not args.json:
-        print(summary(out))
-    print(json.dumps(out, ensure_ascii=False))
-    return 0
-
-
-async def _bounded(work: Awaitable[dict[str, Any]], timeout: float) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        return await work
+    return drive(
+        "memory.py", lambda procs: run(args, procs), timeout, None if args.json else summary
+    )
 
 
 if __name__ == "__main__":

@@ -158,30 +158,17 @@ async def pg_url() -> AsyncIterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """``LIVEROOM_TEST_REDIS_URL``, or a private ``redis-server`` on a free loopback port.
-
-    Never a shared Redis that a test might flush."""
-    given = os.environ.get("LIVEROOM_TEST_REDIS_URL")
-    if given:
-        yield given
-        return
+@contextlib.contextmanager
+def private_redis_server() -> Iterator[str]:
+    """A ``redis-server`` of its own on a free loopback port, nothing kept on disk; its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
         need_service("redis-server is not installed")
     port = free_port()
     proc = subprocess.Popen(
         [
-            binary or "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
+            *(binary or "redis-server", "--port", str(port), "--bind", "127.0.0.1"),
+            *("--save", "", "--appendonly", "no"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -200,6 +187,19 @@ def redis_url() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``LIVEROOM_TEST_REDIS_URL``, or a private ``redis-server`` on a free loopback port.
+
+    Never a shared Redis that a test might flush."""
+    given = os.environ.get("LIVEROOM_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    with private_redis_server() as url:
+        yield url
 
 
 def with_overrides(config: Config, **changes: Any) -> Config:

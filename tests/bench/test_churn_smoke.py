@@ -4,12 +4,8 @@ room for each while liveroom sends the joiner its own."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from tests.bench.runner import run_bench
 
-ROOT = Path(__file__).resolve().parents[2]
 KEYS = (
     "cpu_share",
     "frames_per_s",
@@ -24,21 +20,12 @@ KEYS = (
 
 
 def test_churn_runs_both_servers_at_both_sizes() -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "churn.py"),
-            *("--listeners", "20", "--rate", "20", "--seconds", "2"),
-            *("--timeout", "90", "--json"),
-        ],
-        capture_output=True,
-        text=True,
+    result, _ = run_bench(
+        "churn.py",
+        *("--listeners", "20", "--rate", "20", "--seconds", "2"),
+        *("--timeout", "90", "--json"),
         timeout=120,
-        cwd=ROOT,
-        check=False,
     )
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["sizes"] == [2, 20]
     assert list(result["servers"]) == ["liveroom", "plain"]
     for name, server in result["servers"].items():

@@ -3,19 +3,14 @@ every server is measured, and every socket got every broadcast."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, need_service
+from tests.bench.runner import run_bench
+from tests.conftest import private_redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SOCKETS = 20
@@ -31,21 +26,12 @@ KEYS = (
 
 
 def fanout(*extra: str) -> dict[str, Any]:
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "fanout.py"),
-            *("--sockets", str(SOCKETS), "--repeats", str(REPEATS), "--pause", "0.6"),
-            *("--timeout", "90", "--json", *extra),
-        ],
-        capture_output=True,
-        text=True,
+    result, _ = run_bench(
+        "fanout.py",
+        *("--sockets", str(SOCKETS), "--repeats", str(REPEATS), "--pause", "0.6"),
+        *("--timeout", "90", "--json", *extra),
         timeout=120,
-        cwd=ROOT,
-        check=False,
     )
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -73,33 +59,9 @@ def test_fanout_measures_every_server_and_every_socket_gets_every_broadcast() ->
 
 @pytest.fixture
 def private_redis() -> Iterator[str]:
-    """A ``redis-server`` of this test's own on a free loopback port (never a shared one)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        need_service("redis-server is not installed")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            *(binary or "redis-server", "--port", str(port), "--bind", "127.0.0.1"),
-            *("--save", "", "--appendonly", "no"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    """A ``redis-server`` of this test's own (never ``LIVEROOM_TEST_REDIS_URL``'s shared one)."""
+    with private_redis_server() as url:
+        yield url
 
 
 @pytest.mark.redis

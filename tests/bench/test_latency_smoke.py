@@ -4,32 +4,19 @@ and every joiner hears the room. No time is asserted."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from tests.bench.runner import run_bench
 
-ROOT = Path(__file__).resolve().parents[2]
 BURSTS = 3
 JOINS = 2
 
 
 def test_latency_bench_hears_every_burst_and_every_joiner() -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "latency.py"),
-            *("--bursts", str(BURSTS), "--interval", "0.5", "--joins", str(JOINS)),
-            *("--json", "--timeout", "100"),
-        ],
-        capture_output=True,
-        text=True,
+    result, _ = run_bench(
+        "latency.py",
+        *("--bursts", str(BURSTS), "--interval", "0.5", "--joins", str(JOINS)),
+        *("--json", "--timeout", "100"),
         timeout=120,
-        cwd=ROOT,
-        check=False,
     )
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
     assert "server_added_ms" in result
     jitter = result["jitter"]
     assert "server_added_ms" in jitter

@@ -4,32 +4,19 @@ this few clients the KB figures are noise; no size is asserted."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from tests.bench.runner import run_bench
 
-ROOT = Path(__file__).resolve().parents[2]
 SOCKETS = 10
 LISTENERS = 2
 
 
 def test_memory_bench_connects_everyone_and_reports_its_keys() -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "memory.py"),
-            *("--sockets", str(SOCKETS), "--listeners", str(LISTENERS)),
-            *("--steady-s", "0.5", "--json", "--timeout", "100"),
-        ],
-        capture_output=True,
-        text=True,
+    result, _ = run_bench(
+        "memory.py",
+        *("--sockets", str(SOCKETS), "--listeners", str(LISTENERS)),
+        *("--steady-s", "0.5", "--json", "--timeout", "100"),
         timeout=120,
-        cwd=ROOT,
-        check=False,
     )
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
     for key in ("kb_per_socket", "kb_per_listener", "baseline_kb_per_socket"):
         assert isinstance(result[key], float), (key, result)
     assert "baseline_kb_per_listener" in result

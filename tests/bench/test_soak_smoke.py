@@ -4,32 +4,18 @@ peer connection, room or task more than before it."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.runner import run_bench
 
 
 def test_soak_churns_and_the_server_drains_back_to_idle() -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "soak.py"),
-            *("--minutes", "0.35", "--warmup", "0.1", "--rooms", "1", "--fans", "4"),
-            *("--visit", "6", "--questions", "40", "--votes", "3", "--reactions", "4"),
-            *("--room-minutes", "0.15", "--sample-interval", "2", "--timeout", "150"),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
+    result, _ = run_bench(
+        "soak.py",
+        *("--minutes", "0.35", "--warmup", "0.1", "--rooms", "1", "--fans", "4"),
+        *("--visit", "6", "--questions", "40", "--votes", "3", "--reactions", "4"),
+        *("--room-minutes", "0.15", "--sample-interval", "2", "--timeout", "150"),
+        "--json",
         timeout=180,
-        cwd=ROOT,
-        check=False,
     )
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    result = json.loads(run.stdout)
     churn = result["churn"]
     for key in (
         "joins",
