@@ -31,6 +31,9 @@ from aiortc.utils import uint16_add
 RTP_COMPONENT = 1
 MAX_RELAYED_IN_FLIGHT = 8
 """Packets on their way through a TURN relay per listener; past it, the newest is dropped."""
+MAX_BEHIND = 100
+"""Sequence numbers a speaker's packet may be behind the newest decoded and still be late, not a
+new stream (aiortc's own misorder bound; 2 s of 20 ms packets)."""
 _SEQ_TS_SSRC = struct.Struct("!HII")
 
 
@@ -134,16 +137,22 @@ class DecodeOnArrival(JitterBuffer):
     """A speaker's packets to the decoder as they arrive. aiortc's audio jitter buffer waits for
     later packets before it lets a frame go (four by default: 80 ms; never fewer than one: 20 ms);
     an Opus packet is a whole frame, and the jitter the buffer would absorb is absorbed after
-    decoding, by the mixer's :class:`~liveroom.media.inbound.SpeakerBuffer`. Packets arriving
-    after a newer one are dropped (their moment has passed; Opus conceals the gap)."""
+    decoding, by the mixer's :class:`~liveroom.media.inbound.SpeakerBuffer`. A packet up to
+    :data:`MAX_BEHIND` behind one already decoded (late, or a duplicate) is dropped: its moment
+    has passed, and Opus conceals the gap. Farther behind, or from another SSRC, it is a new
+    stream (the sender restarted): it is taken, and followed from there."""
 
     def __init__(self) -> None:
         super().__init__(capacity=16)
         self._next: int | None = None
+        self._ssrc: int | None = None
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        if self._next is not None and uint16_add(packet.sequence_number, -self._next) >= 0x8000:
-            return False, None  # older than a packet already decoded, or a duplicate
+        if self._next is not None and packet.ssrc == self._ssrc:
+            behind = uint16_add(self._next, -packet.sequence_number)
+            if 0 < behind <= MAX_BEHIND:
+                return False, None
+        self._ssrc = packet.ssrc
         self._next = uint16_add(packet.sequence_number, 1)
         data: bytes = packet._data  # type: ignore[attr-defined]  # set by the receiver
         return False, JitterFrame(data=data, timestamp=packet.timestamp)
