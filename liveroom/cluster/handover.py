@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 
 from liveroom.cluster.node import ClusterNode
 from liveroom.cluster.routing import ClusterRouter
@@ -29,7 +28,6 @@ from liveroom.playlist.service import PlaylistService
 from liveroom.qa.service import QaService
 from liveroom.rooms.fanout import room_channel
 from liveroom.rooms.service import RoomService
-from liveroom.rooms.stage import RoomEnded, RoomStatus
 from liveroom.stats.service import StatsService
 
 logger = logging.getLogger(__name__)
@@ -83,12 +81,8 @@ class Handover:
         if state is None:
             return False
         await self._stats.moved(room_id, write=write_figures)
-        # Its media closes without ending its HLS; then the stage audio forgets the room's mix
-        # as for a room over here (so coming back here later builds it anew).
-        await self._audio.engine.close_room(room_id, ended=False)
-        over_here = replace(state, status=RoomStatus.ENDED)
-        await self._audio.stage_changed(over_here, [RoomEnded(room_id)])
-        await self._qa.stage_changed(over_here, [])
-        await self._playlists.stage_changed(over_here, [])
+        await self._audio.room_left(room_id)
+        self._qa.forget(room_id)
+        self._playlists.forget(room_id)
         await self._router.forget_absent()
         return True

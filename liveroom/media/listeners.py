@@ -21,7 +21,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from aiortc import RTCRtpTransceiver
+from aiortc import RTCRtpSender, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpParameters
 from aiortc.utils import random16, random32, uint16_add, uint32_add
@@ -53,13 +53,16 @@ class SilentTrack(MediaStreamTrack):
 @dataclass(slots=True)
 class Listener:
     transceiver: RTCRtpTransceiver
+    sender: RTCRtpSender
     route: wire.Route
     sequence_number: int = field(default_factory=random16)
     timestamp_origin: int = field(default_factory=random32)
     parameters: RTCRtpParameters | None = None
+    """What negotiation settled, once the connection is up (``None`` until then)."""
     payload_type: int = 0
     shape: tuple[object, ...] = ()
-    packets: int = 0
+    """The parameters that make one listener's packet differ from another's beyond seq, ts
+    and SSRC: listeners of one shape share the tick's RTP template."""
 
 
 @dataclass(slots=True)
@@ -86,13 +89,18 @@ class ListenerFanout:
 
     def add(self, user_id: str, transceiver: RTCRtpTransceiver) -> None:
         """``user_id``'s connection receives the program from the tick its DTLS is up."""
-        transceiver.sender.replaceTrack(SilentTrack())
-        self._listeners[user_id] = Listener(transceiver, wire.Route(transceiver.sender.transport))
+        sender = transceiver.sender
+        sender.replaceTrack(SilentTrack())
+        self._listeners[user_id] = Listener(transceiver, sender, wire.Route(sender.transport))
 
     def remove(self, user_id: str) -> None:
-        self._listeners.pop(user_id, None)
+        listener = self._listeners.pop(user_id, None)
+        if listener is not None:
+            listener.route.close()
 
-    def send(self, tick: Tick) -> None:
+    def send(self, tick: Tick) -> int:
+        """The tick's packet to every listener whose connection is up; how many were sent."""
+        sent = 0
         templates: dict[tuple[object, ...], bytearray] = {}
         for listener in self._listeners.values():
             if listener.parameters is None and not _start(listener):
@@ -109,21 +117,19 @@ class ListenerFanout:
                 )
             timestamp = uint32_add(listener.timestamp_origin, tick.pts)
             packet = wire.stamp(
-                template,
-                listener.sequence_number,
-                timestamp,
-                listener.transceiver.sender._ssrc,
+                template, listener.sequence_number, timestamp, listener.sender._ssrc
             )
             if listener.route.send(packet):
                 listener.sequence_number = uint16_add(listener.sequence_number, 1)
-                listener.packets += 1
-                self.sent += 1
+                sent += 1
                 wire.count_sent(
-                    listener.transceiver.sender,
+                    listener.sender,
                     ntp_time=tick.ntp_time,
                     rtp_timestamp=timestamp,
                     octets=len(tick.payload),
                 )
+        self.sent += sent
+        return sent
 
 
 def _start(listener: Listener) -> bool:

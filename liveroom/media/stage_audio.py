@@ -89,8 +89,16 @@ class StageAudio:
                 await self._role_changed(state.id, event)
             elif isinstance(event, RoomEnded):
                 await self.engine.close_room(state.id)
-                self._audible.pop(state.id, None)
-                self._last_levels.pop(state.id, None)
+                self._forget(state.id)
+
+    async def room_left(self, room_id: str) -> None:
+        """The room goes on on another node: its media closes here, its HLS left open."""
+        await self.engine.close_room(room_id, ended=False)
+        self._forget(room_id)
+
+    def _forget(self, room_id: str) -> None:
+        self._audible.pop(room_id, None)
+        self._last_levels.pop(room_id, None)
 
     async def member_left(self, room_id: str, user_id: str) -> None:
         await self.engine.drop_user(room_id, user_id)

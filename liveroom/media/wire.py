@@ -111,6 +111,11 @@ class Route:
         task.add_done_callback(_relayed_done(self._relayed))
         return len(protected)
 
+    def close(self) -> None:
+        """The listener is gone: relayed sends still waiting (a TURN channel being bound) stop."""
+        for task in self._relayed:
+            task.cancel()
+
     def _pair(self) -> Any:
         return self._dtls.transport._connection._nominated.get(RTP_COMPONENT)
 

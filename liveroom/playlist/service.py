@@ -304,7 +304,7 @@ class PlaylistService:
         now = self._clock.now_ms()
         for room_id, playlist in list(self._playlists.items()):
             if self._rooms.get(room_id) is None:
-                self._forget(room_id)
+                self.forget(room_id)
                 continue
             if not self._rooms.runs(room_id):  # several nodes: it may run elsewhere already
                 continue
@@ -353,7 +353,7 @@ class PlaylistService:
 
     async def stage_changed(self, state: RoomState, events: Iterable[Any]) -> None:
         if state.status is RoomStatus.ENDED:
-            self._forget(state.id)
+            self.forget(state.id)
             return
         if state.id not in self._playlists:
             return
@@ -380,7 +380,8 @@ class PlaylistService:
             self._follow(room_id)
         return playlist
 
-    def _forget(self, room_id: str) -> None:
+    def forget(self, room_id: str) -> None:
+        """Drop what is held of the room: it is over, or no longer runs on this node."""
         self._players.pop(room_id, None)
         self._versions.pop(room_id, None)
         playlist = self._playlists.pop(room_id, None)

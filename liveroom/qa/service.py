@@ -310,7 +310,7 @@ class QaService:
 
     async def stage_changed(self, state: RoomState, events: Iterable[Any]) -> None:
         if state.status is RoomStatus.ENDED:
-            self._forget(state.id)
+            self.forget(state.id)
             return
         loaded = state.id in self._boards
         invited = {i.user_id for i in state.invites}
@@ -385,7 +385,7 @@ class QaService:
         # Rooms that ended (or were never opened) keep nothing here.
         open_ids = {room_id for room_id in self._boards if self._rooms.get(room_id) is not None}
         for room_id in [r for r in self._boards if r not in open_ids]:
-            self._forget(room_id)
+            self.forget(room_id)
         self._lock.retain(open_ids)
 
     async def _flush(self, room_id: str, unsent: Unsent) -> None:
@@ -529,7 +529,8 @@ class QaService:
     def _is_staff(self, state: RoomState, user_id: str, admin: bool) -> bool:
         return admin or user_id in self._rooms.staff_ids(state)
 
-    def _forget(self, room_id: str) -> None:
+    def forget(self, room_id: str) -> None:
+        """Drop what is held of the room: it is over, or no longer runs on this node."""
         board = self._boards.pop(room_id, None)
         for question_id in board.questions if board else ():
             self._room_of.pop(question_id, None)

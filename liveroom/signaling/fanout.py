@@ -200,19 +200,19 @@ class RoomFanout(socketio.AsyncManager):  # type: ignore[misc]
         return [r for r in self._rooms_of.get((namespace, sid), ()) if r is not None]
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
-        for room in list(self._rooms_of.get((namespace, sid), ())):
-            self.basic_leave_room(sid, namespace, room)
-        # What the library's own disconnect does besides leaving rooms, which it finds by a
-        # scan of the whole namespace: a socket with no rooms left makes that scan find none.
-        self._rooms_of.pop((namespace, sid), None)
-        if namespace in self.rooms:
-            self.rooms[namespace], rooms = {}, self.rooms[namespace]
-            try:
-                super().basic_disconnect(sid, namespace, **kwargs)
-            finally:
-                self.rooms[namespace] = rooms
-        else:
+        for room in self._rooms_of.pop((namespace, sid), ()):
+            super().basic_leave_room(sid, namespace, room)
+        # The rest of the library's disconnect (its callbacks and pending entries), with an empty
+        # namespace for the scan it makes to find the socket's rooms: there are none left.
+        rooms = self.rooms.get(namespace)
+        self.rooms[namespace] = {}
+        try:
             super().basic_disconnect(sid, namespace, **kwargs)
+        finally:
+            if rooms is None:
+                self.rooms.pop(namespace, None)
+            else:
+                self.rooms[namespace] = rooms
 
     async def emit(
         self,

@@ -162,3 +162,10 @@ def test_a_sockets_rooms_are_known_without_a_scan_and_forgotten_on_disconnect() 
     assert sorted(manager.get_rooms(second, "/")) == sorted([second, "hall"])
     manager.basic_leave_room(second, "/", "hall")
     assert manager.get_rooms(second, "/") == [second]
+
+    # The last socket of the namespace: its rooms go, and so does what the library keeps of it.
+    manager.callbacks[second] = {}
+    manager.basic_disconnect(second, "/")
+    assert manager.get_rooms(second, "/") == []
+    assert second not in manager.callbacks
+    assert "/" not in manager.rooms
